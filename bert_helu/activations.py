@@ -1,0 +1,229 @@
+"""Activation registry, and HeLU.
+
+An activation is named by a *spec*: ``name`` or ``name:key=value,...`` (``helu:alpha=0.05``,
+``leaky_relu:negative_slope=0.01``). ``build_activation(spec)`` returns an ``nn.Module``;
+``register_activation(name)`` adds a new one from user code::
+
+    @register_activation("my_act")
+    class MyAct(nn.Module):
+        def __init__(self, beta: float = 1.0): ...
+
+Every registered class may declare two class attributes that decide how a checkpoint is saved:
+
+- ``relu_forward = True``: the forward pass is exactly ReLU, so the model *is* a ReLU model at
+  inference and is saved with ``hidden_act: relu`` (HeLU is the reason this exists).
+- ``stock_name``: the name stock ``transformers`` gives an identical function (``ACT2FN`` key).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bert_helu.errors import UserError
+
+_REGISTRY: dict[str, type[nn.Module]] = {}
+
+
+def register_activation(name: str):
+    """Class decorator: make ``name`` buildable by ``build_activation``."""
+
+    def decorate(cls: type[nn.Module]) -> type[nn.Module]:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise TypeError(f"activation {name!r} must be an nn.Module subclass")
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def list_activations() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    name: str
+    params: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        if not self.params:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v:g}" for k, v in sorted(self.params.items()))
+
+
+def parse_spec(spec: str | ActivationSpec) -> ActivationSpec:
+    """Parse and validate ``name:key=value,...`` against the registered class's signature."""
+    if isinstance(spec, ActivationSpec):
+        return spec
+    name, _, rest = str(spec).strip().partition(":")
+    name = name.strip()
+    if name not in _REGISTRY:
+        raise UserError(f"unknown activation {name!r}; registered: {', '.join(list_activations())}")
+    accepted = _accepted_params(_REGISTRY[name])
+    params: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq:
+            raise UserError(f"activation {name!r}: parameter {item!r} must be written key=value")
+        if key not in accepted:
+            known = ", ".join(accepted) or "none"
+            raise UserError(f"activation {name!r}: unknown parameter {key!r} (accepted: {known})")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise UserError(
+                f"activation {name!r}: parameter {key!r} must be a number, got {raw.strip()!r}"
+            ) from None
+        if not math.isfinite(value):
+            raise UserError(f"activation {name!r}: parameter {key!r} must be finite, got {raw.strip()!r}")
+        params[key] = value
+    return ActivationSpec(name, params)
+
+
+def build_activation(spec: str | ActivationSpec) -> nn.Module:
+    parsed = parse_spec(spec)
+    module = _REGISTRY[parsed.name](**parsed.params)
+    module.spec = str(parsed)  # kept on the module so a model can report what it was built with
+    return module
+
+
+def activation_class(spec: str | ActivationSpec) -> type[nn.Module]:
+    return _REGISTRY[parse_spec(spec).name]
+
+
+def _accepted_params(cls: type[nn.Module]) -> list[str]:
+    sig = inspect.signature(cls.__init__)
+    return [p for p in sig.parameters if p != "self"]
+
+
+# --------------------------------------------------------------------------------------- HeLU
+
+
+class _HeLUFunction(torch.autograd.Function):
+    """ReLU forward; gradient 1 where ``x > -alpha`` and 0 elsewhere (Kimhi et al., Definition 2).
+
+    Only a bool mask is kept for backward (1 byte per element), never the input itself. The
+    backward multiplies by the mask viewed as uint8: the same bytes, but PyTorch's CPU kernel for
+    float x uint8 is ~1.5x faster than for float x bool (measured, scripts/bench_activations.py).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        mask = x > -alpha
+        ctx.save_for_backward(mask)
+        return torch.relu(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (mask,) = ctx.saved_tensors
+        return grad_output.mul(mask.view(torch.uint8)), None
+
+
+def helu(x: torch.Tensor, alpha: float = 0.05) -> torch.Tensor:
+    if alpha == 0.0 or not torch.is_grad_enabled() or not x.requires_grad:
+        return torch.relu(x)  # identical forward; alpha=0 has exactly ReLU's gradient
+    return _HeLUFunction.apply(x, alpha)
+
+
+@register_activation("helu")
+class HeLU(nn.Module):
+    relu_forward = True
+    stock_name = "relu"
+
+    def __init__(self, alpha: float = 0.05):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return helu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha:g}"
+
+
+# ---------------------------------------------------------------------------- the usual ones
+
+
+@register_activation("relu")
+class ReLU(nn.Module):
+    relu_forward = True
+    stock_name = "relu"
+
+    def forward(self, x):
+        return torch.relu(x)
+
+
+@register_activation("gelu")
+class GELU(nn.Module):
+    stock_name = "gelu"
+
+    def forward(self, x):
+        return F.gelu(x)
+
+
+@register_activation("gelu_tanh")
+class GELUTanh(nn.Module):
+    stock_name = "gelu_pytorch_tanh"
+
+    def forward(self, x):
+        return F.gelu(x, approximate="tanh")
+
+
+@register_activation("silu")
+class SiLU(nn.Module):
+    stock_name = "silu"
+
+    def forward(self, x):
+        return F.silu(x)
+
+
+@register_activation("elu")
+class ELU(nn.Module):
+    def __init__(self, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+
+@register_activation("leaky_relu")
+class LeakyReLU(nn.Module):
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+        # stock LeakyReLU only has the default slope under this name
+        if self.negative_slope == 0.01:
+            self.stock_name = "leaky_relu"
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+
+@register_activation("relu2")
+class ReLUSquared(nn.Module):
+    """Squared ReLU (So et al., Primer)."""
+
+    stock_name = "relu2"
+
+    def forward(self, x):
+        return torch.square(torch.relu(x))
+
+
+@register_activation("shifted_relu")
+class ShiftedReLU(nn.Module):
+    """ReLU(x - b), from "ReLU Strikes Back" (Mirzadeh et al.): a positive shift gives more zeros."""
+
+    def __init__(self, bias: float = 1.0):
+        super().__init__()
+        self.bias = float(bias)
+
+    def forward(self, x):
+        return torch.relu(x - self.bias)

@@ -1,0 +1,96 @@
+"""Recipes: program defaults <- YAML file <- ``dotted.key=value`` command-line overrides.
+
+Every program declares its defaults as a nested dict; a key the defaults do not have is a typo and
+is refused, as is a value whose type does not match the default's (ints are accepted for floats).
+A default of ``None`` accepts any value; a default that is a list accepts any list.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from bert_helu.errors import UserError
+
+
+class Config(dict):
+    """A nested dict with attribute access (``cfg.train.lr``), JSON-serialisable as is."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+
+def _wrap(value):
+    if isinstance(value, dict):
+        return Config({k: _wrap(v) for k, v in value.items()})
+    return value
+
+
+def load_config(defaults: dict, path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    cfg = copy.deepcopy(defaults)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(loaded, dict):
+            raise UserError(f"{path}: a recipe must be a mapping of keys to values")
+        _merge(cfg, loaded, source=str(path))
+    for item in overrides:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            raise UserError(f"override {item!r} must be written dotted.key=value")
+        nested: dict = {}
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        _merge(cfg, nested, source="command line")
+    return _wrap(cfg)
+
+
+def _merge(base: dict, new: dict, source: str, prefix: str = "") -> None:
+    for key, value in new.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            known = ", ".join(sorted(f"{prefix}{k}" for k in base))
+            raise UserError(f"{source}: unknown config key {name!r} (known here: {known})")
+        default = base[key]
+        if isinstance(default, dict) and default:
+            if not isinstance(value, dict):
+                raise UserError(f"{source}: {name!r} must be a mapping")
+            _merge(default, value, source, prefix=f"{name}.")
+            continue
+        base[key] = _coerce(name, default, value, source)
+
+
+def _coerce(name: str, default, value, source: str):
+    if default is None or value is None or isinstance(default, dict):
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{source}: {name!r} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            value = [value]
+        return value
+    if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
+        raise UserError(
+            f"{source}: {name!r} must be {type(default).__name__}, got {value!r} ({type(value).__name__})"
+        )
+    return value

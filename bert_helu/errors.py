@@ -1,0 +1,27 @@
+"""User-facing errors: one line, non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+
+class UserError(Exception):
+    """A problem with the user's input (config, data, checkpoint): reported as one line."""
+
+
+def cli_entry(main):
+    """Wrap a program's ``main`` so that user errors print one line and exit with status 2."""
+
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        try:
+            return main(argv)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return wrapper
