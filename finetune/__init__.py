@@ -1,0 +1,1 @@
+"""finetune program (see __main__.py)."""

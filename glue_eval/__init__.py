@@ -1,0 +1,1 @@
+"""Turn fine-tuning results and checkpoints into tables, statistics and plots."""

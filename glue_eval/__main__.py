@@ -1,0 +1,39 @@
+"""``python -m glue_eval <command> ...``: each command lives in its own module of this package.
+
+A command module exposes ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from bert_helu.errors import cli_entry
+
+COMMANDS = {
+    "table": "glue_eval.table",  # GLUE comparison tables (paper Table 2) and INT8 deltas (Table 3)
+    "stats": "glue_eval.stats",  # FFN activation statistics and pre-activation histograms (Figure 2)
+    "bench-inference": "glue_eval.bench_inference",  # inference timing (Figures 4 and 5)
+}
+
+
+@cli_entry
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m glue_eval", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue
+        modules[name] = module
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
+    args = parser.parse_args(argv)
+    return modules[args.command].run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""pretrain program (see __main__.py)."""
