@@ -14,6 +14,8 @@ adds them into device-resident accumulators: nothing is copied to the CPU (no de
   model gives at inference; ~0 for GELU, which is almost never exactly zero).
 - ``dead_fraction``: share of FFN neurons whose output was never > 0 on any counted token
   ("dead" = never positive). Over a short window a rarely firing neuron also counts as dead.
+- ``negative_fraction`` / ``band_fraction`` (only with ``band_alpha``): share of pre-activations
+  that are < 0, and that lie in HeLU's band (-alpha, 0], where HeLU still passes a gradient.
 - ``histogram``: counts of the activation *input* (pre-activation) in ``histogram_bins`` equal bins
   over ``histogram_range``; values outside the range are counted in ``below``/``above``.
 
@@ -41,7 +43,8 @@ class _LayerStats:
         self.clear()
 
     def clear(self) -> None:
-        self.values = None  # float64 tensor [zeros, counted, below, above] once the layer has run
+        # float64 tensor [zeros, counted, below, above, negative, in_band] once the layer has run
+        self.values = None
         self.ever_positive = None  # bool tensor [intermediate_size]
         self.histogram = None
         self.minimum = None
@@ -56,6 +59,7 @@ class FFNMonitor:
         histogram_bins: int = 320,
         histogram_range: tuple[float, float] = (-8.0, 8.0),
         collect_histograms: bool = False,
+        band_alpha: float | None = None,
     ):
         sites = ffn_activation_sites(model)
         if not sites:
@@ -72,6 +76,7 @@ class FFNMonitor:
         self.histogram_bins = int(histogram_bins)
         self.histogram_range = (low, high)
         self.collect_histograms = collect_histograms
+        self.band_alpha = None if band_alpha is None else float(band_alpha)
         self.site_types = [type(owner).__name__ for owner, _ in sites]
         self.layers = [_LayerStats(self.histogram_bins) for _ in sites]
         self._mask: torch.Tensor | None = None
@@ -118,9 +123,13 @@ class FFNMonitor:
             zeros = ((out == 0) & keep).sum()
             counted = mask.sum() * width
             positive = ((out > 0) & keep).reshape(-1, width).any(dim=0)
-        values = torch.zeros(4, dtype=torch.float64, device=out.device)
+        values = torch.zeros(6, dtype=torch.float64, device=out.device)
         values[0] = zeros
         values[1] = counted
+        if self.band_alpha is not None:
+            pre_kept = pre if mask is None else pre.masked_fill(~mask.unsqueeze(-1), float("nan"))
+            values[4] = (pre_kept < 0).sum()  # NaN compares False: padding drops out with no sync
+            values[5] = ((pre_kept > -self.band_alpha) & (pre_kept <= 0)).sum()
         if self.collect_histograms:
             # boolean indexing syncs with the device, so masking is only paid for when histograms are on
             kept = (pre[mask] if mask is not None else pre).detach().float().reshape(-1)
@@ -153,7 +162,7 @@ class FFNMonitor:
                 entry.update(zero_fraction=None, dead_fraction=None, counted=0, neurons=None)
                 layers.append(entry)
                 continue
-            zeros, counted, below, above = stats.values.tolist()
+            zeros, counted, below, above, negative, in_band = stats.values.tolist()
             alive = stats.ever_positive
             entry.update(
                 zero_fraction=zeros / counted if counted else None,
@@ -162,6 +171,12 @@ class FFNMonitor:
                 neurons=alive.numel(),
                 dead_neurons=int(alive.numel() - alive.sum().item()),
             )
+            if self.band_alpha is not None and counted:
+                entry.update(
+                    band_alpha=self.band_alpha,
+                    negative_fraction=negative / counted,
+                    band_fraction=in_band / counted,
+                )
             if stats.histogram is not None:
                 low, high = self.histogram_range
                 step = (high - low) / self.histogram_bins
@@ -192,9 +207,9 @@ class FFNMonitor:
 def _mean_over_layers(layers: list[dict]) -> dict:
     """Unweighted means over the layers that ran (every layer sees the same tokens)."""
     ran = [layer for layer in layers if layer.get("zero_fraction") is not None]
-    if not ran:
-        return {"zero_fraction": None, "dead_fraction": None}
+    keys = ["zero_fraction", "dead_fraction", "negative_fraction", "band_fraction"]
     return {
-        "zero_fraction": sum(layer["zero_fraction"] for layer in ran) / len(ran),
-        "dead_fraction": sum(layer["dead_fraction"] for layer in ran) / len(ran),
+        key: (sum(layer[key] for layer in ran) / len(ran) if ran else None)
+        for key in keys
+        if key in keys[:2] or (ran and all(key in layer for layer in ran))
     }

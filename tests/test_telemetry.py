@@ -142,3 +142,23 @@ def test_hooks_run_under_autograd_without_changing_gradients():
 def test_model_without_ffn_is_refused():
     with pytest.raises(ValueError, match="no feed-forward"):
         FFNMonitor(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+
+
+def test_band_fraction_counts_pre_activations_in_helu_band_excluding_padding():
+    model = tiny_mlm("helu:alpha=0.3")
+    inputs = []
+    site = ffn_activation_sites(model)[0]
+    handle = getattr(*site).register_forward_hook(lambda m, i, o: inputs.append(i[0].detach().clone()))
+    ids = torch.randint(0, 50, (2, 10))
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[0, 7:] = 0
+    with FFNMonitor(model, band_alpha=0.3) as monitor:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask)
+        layer0 = monitor.summary()["layers"][0]
+    handle.remove()
+    pre = inputs[0][mask.bool()]
+    assert layer0["negative_fraction"] == pytest.approx((pre < 0).float().mean().item())
+    assert layer0["band_fraction"] == pytest.approx(((pre > -0.3) & (pre <= 0)).float().mean().item())
+    assert 0 < layer0["band_fraction"] < layer0["negative_fraction"]
+    assert "band_fraction" in monitor.summary()["mean"]
