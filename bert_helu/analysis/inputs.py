@@ -1,0 +1,133 @@
+"""What the analysis tools feed a model: an encoder from any checkpoint, and texts from GLUE or a corpus."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+from torch import nn
+
+from bert_helu.errors import UserError
+from bert_helu.modeling import SPEC_KEY, activation_of, ffn_activation_sites, load_config, set_activation
+
+# GLUE folder -> the dev TSV's text columns, used only when bert_helu.data.glue is not importable.
+_FALLBACK_GLUE = {
+    "cola": ("CoLA", None, (3,)),
+    "sst2": ("SST-2", "header", ("sentence",)),
+    "mrpc": ("MRPC", "header", ("#1 String", "#2 String")),
+    "stsb": ("STS-B", "header", ("sentence1", "sentence2")),
+    "qnli": ("QNLI", "header", ("question", "sentence")),
+    "rte": ("RTE", "header", ("sentence1", "sentence2")),
+    "wnli": ("WNLI", "header", ("sentence1", "sentence2")),
+}
+
+
+def load_encoder(path: str | Path) -> tuple[nn.Module, object]:
+    """The base model (no task head) of any project or stock checkpoint, with its tokenizer.
+
+    The base model is enough for FFN statistics and timing, and every architecture has one
+    (a sentence-embedding BERT such as MiniLM has no MLM head to load).
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    path = Path(path)
+    config = load_config(path)  # UserError when there is no usable config.json
+    if not list(path.glob("*.safetensors")):
+        raise UserError(f"{path}: no *.safetensors weights")
+    try:
+        model = AutoModel.from_pretrained(path, config=config, use_safetensors=True)
+    except Exception as err:  # transformers/safetensors raise many types; the first line says enough
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: cannot load model weights ({first})") from None
+    if getattr(config, SPEC_KEY, None):
+        set_activation(model, getattr(config, SPEC_KEY))  # the project activation (forward identical)
+    if not ffn_activation_sites(model):
+        raise UserError(f"{path}: {type(model).__name__} has no feed-forward block the analysis understands")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as err:
+        raise UserError(f"{path}: no tokenizer saved with the checkpoint ({type(err).__name__})") from None
+    return model.eval(), tokenizer
+
+
+def describe(model: nn.Module) -> dict:
+    config = model.config
+    return {
+        "architecture": type(model).__name__,
+        "activation": activation_of(model),
+        "layers": len(ffn_activation_sites(model)),
+        "hidden_size": getattr(config, "hidden_size", None),
+        "intermediate_size": getattr(config, "intermediate_size", None),
+    }
+
+
+def load_texts(
+    data: str, glue_dir: str | Path | None = None, max_samples: int = 1024, seed: int = 0
+) -> list[tuple[str, str | None]]:
+    """``data`` is a GLUE task name (dev set, needs ``glue_dir``) or a text file / folder of them.
+
+    Returns up to ``max_samples`` (text_a, text_b) pairs, a seeded random subset when there are more.
+    """
+    path = Path(data)
+    if path.exists():
+        texts = [(line, None) for line in _corpus_lines(path)]
+    else:
+        texts = glue_dev_texts(data, glue_dir)
+    if not texts:
+        raise UserError(f"{data}: no text found")
+    if len(texts) > max_samples:
+        texts = random.Random(seed).sample(texts, max_samples)
+    return texts
+
+
+def glue_dev_texts(task_name: str, glue_dir: str | Path | None) -> list[tuple[str, str | None]]:
+    if glue_dir is None:
+        raise UserError(f"{task_name!r} is neither a file nor a folder; for a GLUE task give --glue-dir")
+    try:
+        from bert_helu.data.glue import read_tsv, resolve_tasks
+    except ImportError:
+        return _fallback_glue_dev(task_name, Path(glue_dir))
+    task = resolve_tasks(task_name)[0]
+    _, dev_file, _ = task.eval_splits[0]
+    dev = Path(glue_dir) / task.dir_name / dev_file
+    if not dev.is_file():
+        raise UserError(f"{dev}: GLUE dev set not found")
+    rows = read_tsv(dev, task)
+    return list(zip(rows["text_a"], rows["text_b"], strict=True))
+
+
+def _fallback_glue_dev(task_name: str, glue_dir: Path) -> list[tuple[str, str | None]]:
+    key = task_name.lower().replace("-", "").replace("_", "")
+    if key not in _FALLBACK_GLUE:
+        raise UserError(f"unknown GLUE task {task_name!r} (known: {', '.join(_FALLBACK_GLUE)})")
+    folder, header, columns = _FALLBACK_GLUE[key]
+    dev = glue_dir / folder / "dev.tsv"
+    if not dev.is_file():
+        raise UserError(f"{dev}: GLUE dev set not found")
+    rows = [line.rstrip("\r\n").split("\t") for line in dev.open(encoding="utf-8-sig") if line.strip()]
+    if header:
+        names, rows = rows[0], rows[1:]
+        columns = tuple(names.index(c) for c in columns)
+    return [(r[columns[0]], r[columns[1]] if len(columns) > 1 else None) for r in rows]
+
+
+def _corpus_lines(path: Path, min_chars: int = 20) -> list[str]:
+    """Non-trivial lines of a text file, gzip file or folder of them; WikiExtractor tags dropped."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    lines: list[str] = []
+    for file in files:
+        with file.open("rb") as probe:
+            gz = probe.read(2) == b"\x1f\x8b"
+        opener = gzip.open if gz else open
+        try:
+            with opener(file, "rt", encoding="utf-8-sig", errors="strict") as f:
+                for line in f:
+                    line = line.strip()
+                    if len(line) >= min_chars and not line.startswith(("<doc", "</doc")):
+                        lines.append(line)
+        except (UnicodeDecodeError, OSError, EOFError) as err:
+            raise UserError(f"{file}: not readable text ({type(err).__name__})") from None
+        if len(lines) > 200_000:  # plenty to sample from; do not read a whole corpus for statistics
+            break
+    return lines
