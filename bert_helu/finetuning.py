@@ -1,0 +1,285 @@
+"""Fine-tune one checkpoint on one GLUE task with one seed, and evaluate it (full precision and INT8).
+
+The checkpoint's training activation is kept (``load_model`` restores HeLU). Batches are padded
+dynamically and grouped by length, which is where most of the speed over a pad-to-128 loop comes
+from (scripts/bench_finetune.py). Accelerate handles devices, processes and bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from datasets import Dataset
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedModel, get_scheduler
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from bert_helu.data.glue import GlueSplits, GlueTask
+from bert_helu.errors import UserError
+from bert_helu.metrics import compute_metrics
+from bert_helu.modeling import activation_of, load_model, save_model
+
+log = logging.getLogger(__name__)
+
+# The settings of one fine-tuning run; a recipe sets them under `train:` and per task under `tasks:`.
+TRAIN_DEFAULTS = {
+    "epochs": 5,
+    "batch_size": 16,
+    "lr": 4e-5,
+    "weight_decay": 0.01,
+    "scheduler": "cosine",
+    "warmup_ratio": 0.1,
+    "max_length": 128,
+    "grad_clip": 1.0,
+    "eval_batch_size": 64,
+    "group_by_length": True,
+    "max_train_examples": None,  # cap (a fixed random subset, the same for every seed/checkpoint)
+    "max_eval_examples": None,
+}
+
+
+@dataclass
+class RunSettings:
+    train: dict
+    save_model: bool = False
+    int8: bool = False
+    init_from: str | None = None  # a task whose fine-tuned model (same checkpoint, seed) starts this one
+    tokenizer: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    results: dict[str, dict]  # reported task name -> results.json content
+    model_dir: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------- data
+
+
+def load_tokenizer(checkpoint: Path, override: str | None):
+    source = override or checkpoint
+    try:
+        return AutoTokenizer.from_pretrained(str(source))
+    except Exception as err:  # transformers raises OSError, ValueError, ... for a dir without one
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"{source}: no usable tokenizer ({first}); pass tokenizer=<dir> to use another"
+        ) from None
+
+
+def subset(ds: Dataset, limit: int | None) -> Dataset:
+    """A fixed random subset (seed 0), so every seed and checkpoint trains on the same examples."""
+    if limit is None or limit >= len(ds):
+        return ds
+    return ds.shuffle(seed=0).select(range(limit))
+
+
+def tokenize(ds: Dataset, tokenizer, max_length: int) -> Dataset:
+    def encode(batch):
+        pair = batch["text_b"] if batch["text_b"][0] is not None else None
+        return tokenizer(batch["text_a"], pair, truncation=True, max_length=max_length)
+
+    return ds.map(encode, batched=True, remove_columns=["text_a", "text_b"], desc=None)
+
+
+def check_vocab(ds: Dataset, model: PreTrainedModel, checkpoint: Path, tokenizer) -> None:
+    """Token ids beyond the embedding table would index out of range deep inside torch: say why here."""
+    vocab = model.config.vocab_size
+    top = max((max(ids) for ids in ds["input_ids"] if ids), default=-1)
+    if top >= vocab or len(tokenizer) > vocab:
+        raise UserError(
+            f"{checkpoint}: tokenizer/vocab mismatch: the tokenizer has {len(tokenizer)} tokens "
+            f"(largest id in the data {top}) but the model's vocab_size is {vocab}"
+        )
+
+
+def train_loader(ds: Dataset, tokenizer, batch_size: int, seed: int, group_by_length: bool) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    if group_by_length:
+        # batches of similar length (shuffled megabatches, as the HF Trainer's group_by_length)
+        lengths = [len(ids) for ids in ds["input_ids"]]
+        sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
+    else:
+        sampler = torch.utils.data.RandomSampler(ds, generator=generator)
+    return DataLoader(
+        ds, batch_size=batch_size, sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer)
+    )
+
+
+def eval_loader(ds: Dataset, tokenizer, batch_size: int) -> DataLoader:
+    # sorted by length: the least padding; labels travel with each batch, so order does not matter
+    order = sorted(range(len(ds)), key=lambda i: len(ds[i]["input_ids"]))
+    return DataLoader(ds.select(order), batch_size=batch_size, collate_fn=DataCollatorWithPadding(tokenizer))
+
+
+# ------------------------------------------------------------------------------ train / eval
+
+
+def predict(model: nn.Module, loader: DataLoader, regression: bool, accelerator: Accelerator | None):
+    model.eval()
+    preds, labels = [], []
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(**batch).logits.float()
+            pred = logits.squeeze(-1) if regression else logits.argmax(-1)
+            gold = batch["labels"]
+            if accelerator is not None:
+                pred, gold = accelerator.gather_for_metrics((pred, gold))
+            preds.append(pred.cpu())
+            labels.append(gold.cpu())
+    return torch.cat(preds).numpy(), torch.cat(labels).numpy()
+
+
+def evaluate(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=None) -> dict[str, dict]:
+    out = {}
+    for name, loader in loaders.items():
+        preds, labels = predict(model, loader, task.is_regression, accelerator)
+        out[name] = compute_metrics(task.metrics, preds, labels)
+    return out
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """Post-training dynamic INT8 of every nn.Linear (weights int8, activations quantised per batch)."""
+    fp32 = copy.deepcopy(model).float().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices, once per model
+        return torch.ao.quantization.quantize_dynamic(fp32, {nn.Linear}, dtype=torch.qint8)
+
+
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    # no weight decay on biases and LayerNorm weights, as BERT's fine-tuning recipe
+    decay, no_decay = [], []
+    for param in model.parameters():
+        (no_decay if param.ndim < 2 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def load_for_task(checkpoint: Path, task: GlueTask, init_dir: Path | None) -> PreTrainedModel:
+    kwargs = {"num_labels": task.num_labels}
+    if task.is_regression:
+        kwargs["problem_type"] = "regression"
+    if init_dir is None:
+        return load_model(checkpoint, task="classification", **kwargs)
+    # Start from another task's fine-tuned encoder (MNLI for RTE/MRPC/STS-B in the Mosaic recipe)
+    # with a fresh head of this task's size.
+    model = load_model(init_dir, task="classification")
+    model.classifier = nn.Linear(model.config.hidden_size, task.num_labels)
+    model._init_weights(model.classifier)
+    for key, value in kwargs.items():
+        setattr(model.config, key, value)
+    model.config.id2label = {i: str(i) for i in range(task.num_labels)}
+    model.config.label2id = {str(i): i for i in range(task.num_labels)}
+    return model
+
+
+def finetune(
+    checkpoint: Path,
+    task: GlueTask,
+    seed: int,
+    data: GlueSplits,
+    settings: RunSettings,
+    accelerator: Accelerator,
+    model_dir: Path | None = None,
+    init_dir: Path | None = None,
+) -> RunOutcome:
+    """Train ``checkpoint`` on ``task`` and evaluate on its dev set(s) after every epoch."""
+    cfg = settings.train
+    tokenizer = load_tokenizer(checkpoint, settings.tokenizer)
+    set_seed(seed)  # before the head is initialised: the seed decides head weights and data order
+    model = load_for_task(checkpoint, task, init_dir)
+    activation = activation_of(model)
+
+    train_ds = tokenize(subset(data.train, cfg["max_train_examples"]), tokenizer, cfg["max_length"])
+    eval_ds = {
+        name: tokenize(subset(ds, cfg["max_eval_examples"]), tokenizer, cfg["max_length"])
+        for name, ds in data.evals.items()
+    }
+    for ds in (train_ds, *eval_ds.values()):
+        check_vocab(ds, model, checkpoint, tokenizer)
+
+    train_dl = train_loader(train_ds, tokenizer, cfg["batch_size"], seed, cfg["group_by_length"])
+    eval_dls = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in eval_ds.items()}
+    optimizer = build_optimizer(model, cfg["lr"], cfg["weight_decay"])
+    steps = cfg["epochs"] * math.ceil(len(train_ds) / (cfg["batch_size"] * accelerator.num_processes))
+    scheduler = get_scheduler(
+        cfg["scheduler"],
+        optimizer,
+        num_warmup_steps=int(cfg["warmup_ratio"] * steps),
+        num_training_steps=steps,
+    )
+    model, optimizer, train_dl, scheduler, *eval_list = accelerator.prepare(
+        model, optimizer, train_dl, scheduler, *eval_dls.values()
+    )
+    eval_dls = dict(zip(eval_dls, eval_list, strict=True))
+
+    history, train_seconds, seen = [], 0.0, 0
+    for epoch in range(1, cfg["epochs"] + 1):
+        model.train()
+        start = time.perf_counter()
+        for batch in train_dl:
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            if cfg["grad_clip"]:
+                accelerator.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            seen += len(batch["labels"])
+            if not math.isfinite(loss.item()):
+                raise UserError(
+                    f"{checkpoint}: {task.name} seed {seed}: loss became {loss.item()} at epoch {epoch}"
+                )
+        train_seconds += time.perf_counter() - start
+        history.append({"epoch": epoch, "metrics": evaluate(model, eval_dls, task, accelerator)})
+        log.info("%s %s seed %d epoch %d: %s", checkpoint, task.name, seed, epoch, history[-1]["metrics"])
+
+    unwrapped = accelerator.unwrap_model(model)
+    int8 = None
+    if settings.int8:
+        qmodel = quantize_int8(unwrapped)
+        plain = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in eval_ds.items()}
+        int8 = evaluate(qmodel, plain, task)
+        del qmodel
+
+    saved = None
+    if model_dir is not None and accelerator.is_main_process:
+        saved = save_model(unwrapped, model_dir, tokenizer=tokenizer)
+    accelerator.wait_for_everyone()
+
+    results = {}
+    primary = task.metrics[0]
+    for name in eval_dls:
+        best = max(history, key=lambda h: h["metrics"][name][primary])
+        results[name] = {
+            "task": name,
+            "seed": seed,
+            "checkpoint": str(checkpoint),
+            "activation": activation,
+            "metrics": history[-1]["metrics"][name],  # the last epoch is the reported result
+            "epoch": history[-1]["epoch"],
+            "best_epoch": {"epoch": best["epoch"], "metrics": best["metrics"][name], "selected_by": primary},
+            "history": [{"epoch": h["epoch"], "metrics": h["metrics"][name]} for h in history],
+            "num_train_examples": len(train_ds),
+            "num_eval_examples": len(eval_ds[name]),
+            "train_settings": dict(cfg),
+            "init_from": str(init_dir) if init_dir else None,
+            "train_seconds": round(train_seconds, 2),
+            "train_examples_per_second": round(seen / train_seconds, 2) if train_seconds else None,
+            "mixed_precision": accelerator.mixed_precision,
+        }
+        if int8 is not None:
+            results[name]["int8"] = {"metrics": int8[name], "method": "torch.ao dynamic qint8, nn.Linear"}
+    accelerator.free_memory()  # drop accelerate's references so the next run's model can be freed
+    return RunOutcome(results=results, model_dir=saved)

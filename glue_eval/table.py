@@ -1,0 +1,177 @@
+"""``python -m glue_eval table results/ [--format md|csv|latex] [--average paper|glue|cramming]``
+
+Rows are checkpoints (run name and activation); columns the paper's Table 2 order plus CoLA; each
+cell is mean +- std over seeds (n = seed count), in percent; per column the best is bold and the
+second underlined. ``--delta int8`` prints Table 3: INT8 minus full precision.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from glue_eval.results import AVERAGES, COLUMNS, Row, load_results, summarise
+
+HELP = "GLUE comparison table (paper Table 2) or INT8 deltas (Table 3) from results.json files"
+
+AVERAGE_TITLES = {
+    "paper": "mean of the paper's nine Table-2 columns (no CoLA)",
+    "cramming": "Cramming's GLUE average (no WNLI; STS-B Pearson, MRPC F1, QQP F1)",
+    "glue": "official GLUE score (two-metric tasks averaged first; MNLI m/mm one task)",
+}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("results", nargs="+", help="results dirs (searched for results.json) or files")
+    parser.add_argument("--format", choices=["md", "csv", "latex"], default="md")
+    parser.add_argument("--average", choices=sorted(AVERAGES), default="paper")
+    parser.add_argument("--delta", choices=["int8"], help="INT8 minus full precision (Table 3)")
+    parser.add_argument("--output", help="also write the table to this file")
+
+
+def run(args) -> int:
+    rows = summarise(load_results(args.results), average=args.average, delta=args.delta)
+    text = render(rows, args.format, args.average, args.delta)
+    print(text, end="")
+    if args.output:
+        from bert_helu.atomic import atomic_write_text
+
+        atomic_write_text(args.output, text)
+    return 0
+
+
+def render(rows: list[Row], fmt: str, average: str, delta: str | None = None) -> str:
+    return {"md": to_markdown, "csv": to_csv, "latex": to_latex}[fmt](rows, average, delta)
+
+
+# --------------------------------------------------------------------------------- shared parts
+
+
+def _cells(row: Row) -> list:
+    return [row.cell(task, metric) for _, task, metric in COLUMNS] + [row.avg]
+
+
+def _ranks(rows: list[Row]) -> list[list[int | None]]:
+    """Per row and column: 1 = best, 2 = second (higher is better, also for deltas), else None."""
+    table = [_cells(r) for r in rows]
+    ranks = [[None] * len(table[0]) for _ in rows] if rows else []
+    same_coverage = len({tuple(r.avg_covers) for r in rows}) == 1
+    for col in range(len(table[0]) if table else 0):
+        if col == len(COLUMNS) and not same_coverage:
+            continue  # averages over different task sets are not comparable
+        present = sorted({round(t[col].mean, 6) for t in table if t[col] is not None}, reverse=True)
+        if len(present) < 2:
+            continue  # one value (or all equal) is not a ranking
+        for i, t in enumerate(table):
+            if t[col] is not None:
+                rank = present.index(round(t[col].mean, 6)) + 1
+                ranks[i][col] = rank if rank <= 2 else None
+    return ranks
+
+
+def _fmt(cell, signed: bool) -> str:
+    sign = "+" if signed else ""
+    return f"{cell.mean:{sign}.1f} ± {cell.std:.1f}"
+
+
+def _avg_label(average: str) -> str:
+    return f"Avg ({average})"
+
+
+def _notes(rows: list[Row], average: str, delta: str | None) -> list[str]:
+    notes = []
+    if delta:
+        notes.append(
+            f"Values: {delta.upper()} minus full precision, percentage points, per seed then mean ± std."
+        )
+    else:
+        notes.append(
+            "Values: dev-set metric x100, mean ± std over seeds (n = seeds); last fine-tuning epoch."
+        )
+    notes.append(f"Avg ({average}): {AVERAGE_TITLES[average]}.")
+    coverages = {(tuple(r.avg_covers), tuple(r.avg_missing)) for r in rows}
+    for covers, missing in sorted(coverages):
+        who = (
+            ""
+            if len(coverages) == 1
+            else " for "
+            + ", ".join(
+                r.name for r in rows if (tuple(r.avg_covers), tuple(r.avg_missing)) == (covers, missing)
+            )
+        )
+        text = f"Avg covers{who}: {', '.join(covers) or 'nothing'}"
+        if missing:
+            text += f" (no results: {', '.join(missing)})"
+        notes.append(text + ".")
+    return notes
+
+
+# ------------------------------------------------------------------------------------- formats
+
+
+def to_markdown(rows: list[Row], average: str, delta: str | None = None) -> str:
+    header = ["Model", *(label for label, _, _ in COLUMNS), _avg_label(average)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row, ranks in zip(rows, _ranks(rows), strict=True):
+        out = [row.name]
+        for cell, rank in zip(_cells(row), ranks, strict=True):
+            if cell is None:
+                out.append("n/a")
+                continue
+            text = _fmt(cell, signed=bool(delta))
+            text = {1: f"**{text}**", 2: f"<u>{text}</u>"}.get(rank, text)
+            out.append(f"{text} ({cell.n})")
+        lines.append("| " + " | ".join(out) + " |")
+    notes = _notes(rows, average, delta) + ["Bold: best per column; underlined: second. (n) = seeds."]
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def to_csv(rows: list[Row], average: str, delta: str | None = None) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    labels = [label for label, _, _ in COLUMNS] + [_avg_label(average)]
+    stats = [f"{label} {k}" for label in labels for k in ("mean", "std", "n")]
+    writer.writerow(["model", "run", "activation", *stats, "avg covers", "avg missing"])
+    for row in rows:
+        values = []
+        for cell in _cells(row):
+            values += ["", "", 0] if cell is None else [f"{cell.mean:.2f}", f"{cell.std:.2f}", cell.n]
+        covers, missing = ";".join(row.avg_covers), ";".join(row.avg_missing)
+        writer.writerow([row.name, row.run, row.activation, *values, covers, missing])
+    return buf.getvalue()
+
+
+def _tex(text: str) -> str:
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def to_latex(rows: list[Row], average: str, delta: str | None = None) -> str:
+    header = ["Model", *(label for label, _, _ in COLUMNS), _avg_label(average)]
+    lines = [
+        r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}",
+        r"\toprule",
+        " & ".join(_tex(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
+    for row, ranks in zip(rows, _ranks(rows), strict=True):
+        out = [_tex(row.name)]
+        for cell, rank in zip(_cells(row), ranks, strict=True):
+            if cell is None:
+                out.append("n/a")
+                continue
+            sign = "+" if delta else ""
+            text = f"{cell.mean:{sign}.1f}$\\pm${cell.std:.1f}"
+            text = {1: rf"\textbf{{{text}}}", 2: rf"\underline{{{text}}}"}.get(rank, text)
+            out.append(text + rf"\,{{\scriptsize({cell.n})}}")
+        lines.append(" & ".join(out) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    notes = ["% " + _tex(n) for n in _notes(rows, average, delta)]
+    return "\n".join(lines + notes) + "\n"
