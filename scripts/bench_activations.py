@@ -79,7 +79,9 @@ def time_fwd_bwd(fn, x, repeats: int, inner: int) -> list[float]:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="docs/bench_activations")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--inner", type=int, default=5)
