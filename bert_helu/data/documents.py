@@ -1,0 +1,81 @@
+"""Read tasks -> cleaned documents, the first stage of both the cached and the streaming pipeline.
+
+A read task is one local file, or a shard of a hub dataset; a source with ``max_docs`` is one task
+over all its files so the cap is counted in order. ``datasets`` spreads tasks over processes
+(``from_generator(num_proc=...)``) or streams them (``IterableDataset.from_generator``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bert_helu.data.cleaning import KEPT, CleaningOptions, clean_document, text_hash
+from bert_helu.data.sources import Source, read_file
+from bert_helu.errors import UserError
+
+STATUS_CODES = {KEPT: 0, "empty": 1, "too_short": 2}
+
+
+def read_tasks(sources: list[Source], hub_datasets: dict, shards_per_hub_source: int) -> list[dict]:
+    tasks: list[dict] = []
+    for source in sources:
+        if source.type == "hub":
+            dataset = hub_datasets[source.index]
+            if source.max_docs is not None or not hasattr(dataset, "shard"):
+                tasks.append({"source": source, "dataset": dataset})
+            else:
+                n = max(1, min(shards_per_hub_source, len(dataset)))
+                tasks += [
+                    {"source": source, "dataset": dataset.shard(n, k, contiguous=True)} for k in range(n)
+                ]
+        elif source.max_docs is not None:
+            tasks.append({"source": source, "files": list(source.files)})
+        else:
+            tasks += [{"source": source, "files": [path]} for path in source.files]
+    return tasks
+
+
+def _raw_documents(task: dict) -> Iterator[str]:
+    source: Source = task["source"]
+    if "dataset" in task:
+        for row in task["dataset"]:
+            text = row.get(source.text_field)
+            yield "" if text is None else str(text)
+        return
+    for path in task["files"]:
+        yield from read_file(source, path)
+
+
+def task_documents(task: dict, options: CleaningOptions) -> Iterator[dict]:
+    """Every document of a task, cleaned, with its status (dropped ones keep an empty text)."""
+    source: Source = task["source"]
+    kept = 0
+    for raw in _raw_documents(task):
+        cleaned, status = clean_document(raw, options)
+        yield {
+            "text": cleaned if status == KEPT else "",
+            "source": source.index,
+            "hash": text_hash(cleaned),
+            "status": STATUS_CODES[status],
+            "raw_bytes": len(raw.encode("utf-8")),
+        }
+        kept += status == KEPT
+        if source.max_docs is not None and kept >= source.max_docs:
+            return
+
+
+def generate_documents(tasks: list[dict], options: CleaningOptions) -> Iterator[dict]:
+    """``Dataset.from_generator`` entry point (``tasks`` is the list datasets shards over processes)."""
+    for task in tasks:
+        yield from task_documents(task, options)
+
+
+def unwrap_user_error(err: BaseException) -> UserError | None:
+    """The UserError a worker raised, if ``datasets`` wrapped it (DatasetGenerationError, ...)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

@@ -1,0 +1,392 @@
+"""``prepare_corpus``: sources -> cleaned, deduplicated documents -> tokenizer -> packed sequences,
+cached on disk under a fingerprint of everything that determines the result.
+
+The story, in order (each step counted in the summary):
+
+1. read every source (``datasets.Dataset.from_generator``, files spread over ``num_proc`` processes),
+   cleaning each document and noting whether it is empty or too short;
+2. exact dedup on the cleaned text (64-bit hash, first occurrence kept), then a hash-chosen share of
+   documents held out for validation, then source weights (repeats) on the training documents;
+3. train a WordPiece tokenizer on the training documents, or load the configured one;
+4. tokenize and pack into ``[CLS] ... [SEP]`` sequences (``datasets.map`` with ``num_proc``);
+5. ``save_to_disk`` into a temporary directory that is renamed to ``<cache_dir>/corpus-<fingerprint>``
+   only once complete, so an interrupted run never leaves a cache that looks finished.
+
+A later call with the same fingerprint loads that directory (memory-mapped) in about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bert_helu.atomic import atomic_dir, atomic_write_json
+from bert_helu.data.cleaning import CleaningOptions, is_validation, repeats
+from bert_helu.data.defaults import DATA_DEFAULTS
+from bert_helu.data.documents import STATUS_CODES, generate_documents, read_tasks, unwrap_user_error
+from bert_helu.data.sources import Source, check_readable, file_digest, load_hub_source, parse_sources
+from bert_helu.data.tokenizer import load_tokenizer, text_batches, tokenizer_digest, train_wordpiece
+from bert_helu.errors import UserError
+
+# Bump when a code change alters prepared data, so old caches are not reused.
+PIPELINE_VERSION = 1
+SUMMARY_FILE = "summary.json"
+MB = 1e6
+
+
+@dataclass
+class PreparedCorpus:
+    """Packed sequences (column ``input_ids``, each ``seq_len`` ints) and the tokenizer that made them."""
+
+    train: object  # datasets.Dataset (IterableDataset when streaming)
+    validation: object  # datasets.Dataset
+    tokenizer: object  # transformers.PreTrainedTokenizerFast
+    tokenizer_dir: Path
+    summary: dict
+    fingerprint: str
+
+
+def prepare_corpus(data_cfg) -> PreparedCorpus:
+    """Build (or load from cache) the pretraining corpus described by the recipe's ``data`` section."""
+    start = time.perf_counter()
+    cfg = checked_config(data_cfg)
+    sources = parse_sources(cfg["sources"])
+    if cfg["streaming"]:
+        from bert_helu.data.streaming import prepare_streaming
+
+        return prepare_streaming(cfg, sources, start)
+    for source in sources:
+        for path in source.files:
+            check_readable(path, source.type)
+    hub = {s.index: load_hub_source(s, streaming=False) for s in sources if s.type == "hub"}
+    fingerprint = corpus_fingerprint(cfg, sources, hub)
+    final = Path(cfg["cache_dir"]) / f"corpus-{fingerprint}"
+    if (final / SUMMARY_FILE).is_file():
+        return load_prepared(final, start, cache_hit=True)
+    try:
+        with atomic_dir(final) as tmp:
+            summary = _build(cfg, sources, hub, fingerprint, tmp)
+            summary["wall_time_s"] = round(time.perf_counter() - start, 2)
+            summary["mb_per_s"] = round(summary["raw_text_mb"] / max(summary["wall_time_s"], 1e-9), 3)
+            atomic_write_json(tmp / SUMMARY_FILE, summary)
+    except Exception as err:
+        user_error = unwrap_user_error(err)
+        if user_error is not None and user_error is not err:
+            raise UserError(str(user_error)) from None
+        raise
+    return load_prepared(final, start, cache_hit=False)
+
+
+def checked_config(data_cfg) -> dict:
+    cfg = {**DATA_DEFAULTS, **dict(data_cfg or {})}
+    unknown = sorted(set(cfg) - set(DATA_DEFAULTS))
+    if unknown:
+        raise UserError(f"unknown data option(s) {unknown} (known: {sorted(DATA_DEFAULTS)})")
+    positive_ints = ("vocab_size", "seq_len", "num_proc", "batch_size", "max_validation_sequences")
+    for key in positive_ints:
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise UserError(f"data.{key} must be a positive integer, got {cfg[key]!r}")
+    if cfg["seq_len"] < 8:
+        raise UserError(f"data.seq_len must be at least 8, got {cfg['seq_len']}")
+    if not 0.0 <= cfg["validation_fraction"] < 1.0:
+        raise UserError(f"data.validation_fraction must be in [0, 1), got {cfg['validation_fraction']}")
+    mb = cfg["tokenizer_train_mb"]
+    if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int | float) or mb <= 0):
+        raise UserError(f"data.tokenizer_train_mb must be a positive number or null, got {mb!r}")
+    CleaningOptions.from_config(cfg)
+    return cfg
+
+
+def corpus_fingerprint(cfg: dict, sources: list[Source], hub: dict) -> str:
+    """Hash of everything that determines the prepared data: file contents, not their paths."""
+    described = []
+    for source in sources:
+        entry = source.identity()
+        if source.type == "hub":
+            entry["hub_fingerprint"] = getattr(hub[source.index], "_fingerprint", None)
+        else:
+            entry["files"] = [file_digest(path) for path in source.files]
+        described.append(entry)
+    tokenizer = (
+        {"dir": tokenizer_digest(cfg["tokenizer"])}
+        if cfg["tokenizer"]
+        else {"train_vocab_size": cfg["vocab_size"], "train_mb": cfg["tokenizer_train_mb"]}
+    )
+    keys = ("seq_len", "validation_fraction", "max_validation_sequences", "num_proc", "batch_size", "seed")
+    identity = {
+        "version": PIPELINE_VERSION,
+        "sources": described,
+        "cleaning": asdict(CleaningOptions.from_config(cfg)),
+        "tokenizer": tokenizer,
+        **{k: cfg[k] for k in keys},
+    }
+    return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+def load_prepared(directory: Path, start: float, cache_hit: bool) -> PreparedCorpus:
+    from datasets import load_from_disk
+
+    summary = json.loads((directory / SUMMARY_FILE).read_text())
+    tokenizer = load_tokenizer(directory / "tokenizer")
+    train = load_from_disk(str(directory / "train"))
+    validation = load_from_disk(str(directory / "validation"))
+    summary["cache_hit"] = cache_hit
+    summary["cache_path"] = str(directory)
+    if cache_hit:
+        summary["load_time_s"] = round(time.perf_counter() - start, 2)
+    return PreparedCorpus(
+        train, validation, tokenizer, directory / "tokenizer", summary, summary["fingerprint"]
+    )
+
+
+def _num_proc(n: int) -> int | None:
+    return n if n > 1 else None
+
+
+def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: Path) -> dict:
+    from datasets import Dataset, Features, Value
+
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
+    work = out / "work"  # intermediate arrow files; removed before the directory is published
+    options = CleaningOptions.from_config(cfg)
+    tasks = read_tasks(sources, hub, shards_per_hub_source=cfg["num_proc"])
+    features = Features(
+        {
+            "text": Value("string"),
+            "source": Value("int32"),
+            "hash": Value("int64"),
+            "status": Value("int8"),
+            "raw_bytes": Value("int64"),
+        }
+    )
+    documents = Dataset.from_generator(
+        generate_documents,
+        features=features,
+        gen_kwargs={"tasks": tasks, "options": options},
+        cache_dir=str(work),
+        num_proc=_num_proc(min(cfg["num_proc"], len(tasks))),
+    )
+    lap("read_clean")
+
+    columns = documents.with_format("numpy", columns=["source", "hash", "status", "raw_bytes"])[:]
+    status, hashes, source_of = columns["status"], columns["hash"], columns["source"]
+    kept = np.flatnonzero(status == STATUS_CODES["kept"])
+    if cfg["dedup"] and len(kept):
+        _, first = np.unique(hashes[kept], return_index=True)
+        unique = np.sort(kept[first])
+    else:
+        unique = kept
+    held_out = is_validation(hashes[unique], cfg["validation_fraction"], cfg["seed"])
+    validation_docs, train_docs = unique[held_out], unique[~held_out]
+    weights = np.array([s.weight for s in sources])[source_of[train_docs]]
+    train_weighted = _weighted(train_docs, hashes[train_docs], weights, cfg["seed"])
+    summary = _document_counts(sources, columns, kept, unique, len(train_docs), len(validation_docs))
+    summary["train_documents_weighted"] = int(len(train_weighted))
+    if len(train_weighted) == 0:
+        raise UserError(_empty_corpus_message(sources, summary, cfg))
+    lap("dedup_split")
+
+    if cfg["tokenizer"]:
+        tokenizer = load_tokenizer(cfg["tokenizer"])
+    else:
+        training_text = documents.select(train_docs).select_columns(["text"])
+        max_bytes = None if cfg["tokenizer_train_mb"] is None else int(cfg["tokenizer_train_mb"] * MB)
+        tokenizer = train_wordpiece(
+            text_batches(training_text, max_bytes=max_bytes),
+            vocab_size=cfg["vocab_size"],
+            lowercase=cfg["lowercase"],
+            length=-(-len(train_docs) // 1000),
+        )
+    tokenizer.save_pretrained(str(out / "tokenizer"))
+    lap("tokenizer")
+
+    train, train_tokens = _tokenize_and_pack(
+        documents.select(train_weighted), tokenizer, cfg, f"{fingerprint}-train"
+    )
+    validation, validation_tokens = _tokenize_and_pack(
+        documents.select(validation_docs), tokenizer, cfg, f"{fingerprint}-validation"
+    )
+    if len(validation) > cfg["max_validation_sequences"]:
+        validation = validation.select(range(cfg["max_validation_sequences"]))
+    if len(train) == 0:
+        raise UserError(
+            f"corpus too small: {train_tokens} training tokens do not fill one sequence of {cfg['seq_len']} "
+            f"(sources: {', '.join(s.label for s in sources)})"
+        )
+    lap("tokenize_pack")
+
+    train.save_to_disk(str(out / "train"))
+    validation.save_to_disk(str(out / "validation"))
+    del documents, train, validation
+    shutil.rmtree(work, ignore_errors=True)
+    lap("save")
+
+    summary.update(
+        fingerprint=fingerprint,
+        tokenizer=str(cfg["tokenizer"]) if cfg["tokenizer"] else f"trained WordPiece ({cfg['vocab_size']})",
+        vocab_size=len(tokenizer),
+        seq_len=cfg["seq_len"],
+        tokens_train=train_tokens,
+        tokens_validation=validation_tokens,
+        sequences_train=int(_rows(out / "train")),
+        sequences_validation=int(_rows(out / "validation")),
+        num_proc=cfg["num_proc"],
+        step_times_s=timings,
+    )
+    return summary
+
+
+def _rows(path: Path) -> int:
+    from datasets import load_from_disk
+
+    return load_from_disk(str(path)).num_rows
+
+
+def _weighted(indices: np.ndarray, hashes: np.ndarray, weights: np.ndarray, seed: int) -> np.ndarray:
+    if np.all(weights == 1.0):
+        return indices
+    counts = np.ones(len(indices), dtype=np.int64)
+    for weight in np.unique(weights):
+        chosen = weights == weight
+        counts[chosen] = repeats(hashes[chosen], float(weight), seed)
+    return np.repeat(indices, counts)
+
+
+def _tokenize_and_pack(documents, tokenizer, cfg: dict, fingerprint: str):
+    """Packed sequences of ``documents`` (in order) and the number of WordPiece tokens they had."""
+    import pyarrow.compute as pc
+
+    from bert_helu.data.packing import TOKENS_FEATURES, pack_batch, sequence_features, tokenize_batch
+
+    num_proc = _num_proc(min(cfg["num_proc"], max(1, len(documents) // cfg["batch_size"])))
+    tokens = documents.map(
+        tokenize_batch,
+        batched=True,
+        batch_size=cfg["batch_size"],
+        fn_kwargs={"tokenizer": tokenizer},
+        remove_columns=documents.column_names,
+        features=TOKENS_FEATURES,
+        num_proc=num_proc,
+        new_fingerprint=f"{fingerprint}-tokens",
+        desc="tokenize",
+    )
+    n_tokens = int(pc.sum(pc.list_value_length(tokens.data.column("ids"))).as_py() or 0)
+    # numpy format: the packer gets arrays straight from arrow instead of Python lists of ints.
+    sequences = tokens.with_format("numpy").map(
+        pack_batch,
+        batched=True,
+        batch_size=cfg["batch_size"],
+        fn_kwargs={
+            "seq_len": cfg["seq_len"],
+            "cls_id": tokenizer.cls_token_id,
+            "sep_id": tokenizer.sep_token_id,
+        },
+        remove_columns=["ids"],
+        features=sequence_features(cfg["seq_len"]),
+        num_proc=num_proc,
+        new_fingerprint=f"{fingerprint}-packed",
+        desc="pack",
+    )
+    return sequences.with_format(None), n_tokens
+
+
+def _document_counts(sources, columns, kept, unique, n_train, n_validation) -> dict:
+    status, source_of, raw_bytes = columns["status"], columns["source"], columns["raw_bytes"]
+    n = len(sources)
+    per_source = []
+    read = np.bincount(source_of, minlength=n)
+    kept_per = np.bincount(source_of[unique], minlength=n)
+    mb = np.bincount(source_of, weights=raw_bytes, minlength=n) / MB
+    for s in sources:
+        per_source.append(
+            {
+                "source": s.label,
+                "type": s.type,
+                "files": len(s.files),
+                "documents_in": int(read[s.index]),
+                "documents_kept": int(kept_per[s.index]),
+                "raw_text_mb": round(float(mb[s.index]), 3),
+                "weight": s.weight,
+            }
+        )
+    return {
+        "documents_in": int(len(status)),
+        "empty": int(np.sum(status == STATUS_CODES["empty"])),
+        "too_short": int(np.sum(status == STATUS_CODES["too_short"])),
+        "duplicates": int(len(kept) - len(unique)),
+        "documents_kept": int(len(unique)),
+        "train_documents": int(n_train),
+        "validation_documents": int(n_validation),
+        "raw_text_mb": round(float(raw_bytes.sum()) / MB, 3),
+        "sources": per_source,
+    }
+
+
+def _empty_corpus_message(sources, summary, cfg) -> str:
+    return (
+        f"corpus is empty after filtering: {summary['documents_in']} documents read from "
+        f"{', '.join(s.label for s in sources)}; dropped {summary['empty']} empty, {summary['too_short']} "
+        f"shorter than min_chars={cfg['min_chars']}, {summary['duplicates']} duplicates, "
+        f"{summary['validation_documents']} held out for validation"
+    )
+
+
+def format_summary(summary: dict) -> str:
+    """A few human-readable lines for ``--prepare-only``."""
+    lines = []
+    if summary.get("mode") == "streaming":
+        lines.append(
+            f"corpus (streaming) {summary['fingerprint']}: documents are read, cleaned and packed on the fly"
+        )
+        lines.append(f"  sources: {', '.join(s['source'] for s in summary['sources'])}")
+        lines.append(
+            f"  tokenizer: {summary['tokenizer']}, vocab {summary['vocab_size']}; "
+            f"seq_len {summary['seq_len']}; "
+            f"validation: {summary['sequences_validation']} sequences (materialised)"
+        )
+        lines.append(f"  wall time {summary['wall_time_s']:.1f} s")
+        return "\n".join(lines)
+    state = (
+        f"cache hit, loaded in {summary.get('load_time_s', 0):.2f} s "
+        f"(built in {summary['wall_time_s']:.1f} s)"
+        if summary.get("cache_hit")
+        else f"built in {summary['wall_time_s']:.1f} s"
+    )
+    lines.append(f"corpus {summary['fingerprint']}: {state}")
+    lines.append(f"  cache: {summary.get('cache_path', '?')}")
+    for s in summary["sources"]:
+        lines.append(
+            f"  source {s['source']} ({s['type']}, {s['files']} files, weight {s['weight']:g}): "
+            f"{s['documents_in']:,} documents in, {s['documents_kept']:,} kept, {s['raw_text_mb']:.1f} MB"
+        )
+    lines.append(
+        f"  documents: {summary['documents_in']:,} in, {summary['documents_kept']:,} kept "
+        f"(dropped {summary['empty']:,} empty, {summary['too_short']:,} too short, "
+        f"{summary['duplicates']:,} duplicates removed); train {summary['train_documents']:,} "
+        f"(weighted {summary['train_documents_weighted']:,}), validation {summary['validation_documents']:,}"
+    )
+    lines.append(
+        f"  tokens: {summary['tokens_train']:,} train, {summary['tokens_validation']:,} validation; "
+        f"sequences of {summary['seq_len']}: {summary['sequences_train']:,} train, "
+        f"{summary['sequences_validation']:,} validation"
+    )
+    lines.append(f"  tokenizer: {summary['tokenizer']}, vocab size {summary['vocab_size']:,}")
+    lines.append(
+        f"  raw text {summary['raw_text_mb']:.1f} MB in {summary['wall_time_s']:.1f} s = "
+        f"{summary['mb_per_s']:.2f} MB/s ({summary['num_proc']} processes)"
+    )
+    return "\n".join(lines)
