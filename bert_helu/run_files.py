@@ -1,0 +1,353 @@
+"""Everything a pretraining run writes to its output directory, and how it is resumed.
+
+``<run>/`` holds ``checkpoints/step-*/`` (bert_helu.checkpoint), ``metrics.jsonl`` (one JSON object
+per logged step / validation / telemetry window), ``tensorboard/``, ``telemetry/`` (pre-activation
+histograms), ``final/`` and ``summary.json``. Only the main process writes; collective calls
+(loss reduction, RNG gathering) are made by every process at the same steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from bert_helu import checkpoint as ckpt
+from bert_helu.atomic import atomic_write_json
+from bert_helu.errors import UserError
+from bert_helu.pretraining import check_identity
+
+
+def tracker_names(logging: dict) -> list[str]:
+    """accelerate trackers for ``Accelerator(log_with=...)`` (TensorBoard by default, W&B optional)."""
+    return (["tensorboard"] if logging["tensorboard"] else []) + (["wandb"] if logging["wandb"] else [])
+
+
+def sync_scalars(accelerator, masked: int, stop: bool, elapsed: float) -> tuple[int, bool, float]:
+    """One small all-reduce per step so every process agrees on the loss normaliser, on stopping
+    (a signal may reach the processes at different steps) and on the budget clock (the schedule)."""
+    if accelerator.num_processes == 1:
+        return masked, stop, elapsed
+    values = torch.tensor([masked, float(stop), elapsed], dtype=torch.float64, device=accelerator.device)
+    values = accelerator.reduce(values, reduction="sum")
+    return int(values[0]), bool(values[1] > 0), float(values[2]) / accelerator.num_processes
+
+
+class StopSignals:
+    """SIGTERM/SIGINT ask the loop to checkpoint and exit; a second SIGINT exits at once."""
+
+    def __init__(self):
+        self.requested, self.name, self.number = False, None, 0
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, number, frame):
+        if self.requested and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested, self.name, self.number = True, signal.Signals(number).name, number
+
+
+class Telemetry:
+    """FFN activation statistics on a window of ``window`` steps every ``every`` steps.
+
+    The hooks (bert_helu.telemetry.FFNMonitor) exist only during a window, so steps outside it pay
+    nothing. Per-process statistics; the main process's are written.
+    """
+
+    def __init__(self, model, cfg: dict, activation: str, write):
+        self.model, self.cfg, self.write, self.monitor = model, cfg, write, None
+        self.alpha = None
+        if activation.startswith("helu"):
+            self.alpha = float(getattr(_first_act(model), "alpha", 0.05))
+        self.last_summary = None
+
+    @contextlib.contextmanager
+    def window(self, step: int):
+        every, length = self.cfg["every"], self.cfg["window"]
+        active = self.cfg["enabled"] and every > 0 and step % every < length
+        if active and self.monitor is None:
+            from bert_helu.telemetry import FFNMonitor
+
+            hist_every = self.cfg["histogram_every"]
+            self.window_start = step
+            self.monitor = FFNMonitor(
+                self.model.bert,  # the encoder is what SparseMLM calls (with attention_mask as keyword)
+                collect_histograms=bool(hist_every) and step % hist_every < length,
+                band_alpha=self.alpha,
+            )
+        yield
+        if self.monitor is not None and (not active or step % every == length - 1):
+            self.close(step + 1)
+
+    def close(self, step: int) -> None:
+        if self.monitor is None:
+            return
+        summary = self.monitor.summary()
+        self.monitor.remove()
+        self.monitor = None
+        self.last_summary = {"step": step, "window_start": self.window_start, **summary}
+        self.write(self.last_summary)
+
+
+def _first_act(model):
+    from bert_helu.modeling import ffn_activation_sites
+
+    owner, attr = ffn_activation_sites(model)[0]
+    return getattr(owner, attr)
+
+
+class RunFiles:
+    def __init__(self, directory: Path, accelerator, cfg):
+        self.dir, self.acc, self.cfg = Path(directory), accelerator, cfg
+        self.main = accelerator.is_main_process
+        self.ckpt_root = self.dir / "checkpoints"
+        self.bar = None
+        self.metrics = None
+        self.last_train_loss = None
+        self.last_val_loss, self.last_val_step = float("nan"), -1
+        self.last_saved_step, self.last_saved_elapsed = -1, 0.0
+        self.tokens_at_start, self.window = 0, None
+        self.trackers = False
+
+    # --------------------------------------------------------------------------- messages
+
+    def print(self, message: str) -> None:
+        if self.main:
+            (tqdm.write if self.bar is not None else print)(message)
+
+    def warn(self, message: str) -> None:
+        self.print(f"warning: {message}")
+
+    # ------------------------------------------------------------------------ resume logic
+
+    def finished(self, identity: dict) -> bool:
+        """A completed run of the same identity is not redone; one of another identity is refused."""
+        summary_path = self.dir / "summary.json"
+        if not summary_path.is_file():
+            return False
+        try:
+            found = json.loads(summary_path.read_text())["identity"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{summary_path}: exists but is not a bert_helu pretraining summary") from None
+        check_identity(found, identity, summary_path)
+        self.print(f"{self.dir} already holds this finished run (summary.json); nothing to do")
+        return True
+
+    def resume(self, identity: dict, model, optimizer) -> dict | None:
+        latest = ckpt.latest_checkpoint(self.ckpt_root)
+        if latest is None:
+            return None
+        loaded = ckpt.load_checkpoint(latest)
+        check_identity(loaded.state.get("identity", {}), identity, latest)
+        loaded.load_model_weights(model)
+        try:
+            optimizer.load_state_dict(loaded.optimizer_state)
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise UserError(f"{latest}: corrupt checkpoint, optimizer state does not fit ({err})") from None
+        rank = self.acc.process_index
+        if rank in loaded.rng:
+            ckpt.restore_rng(loaded.rng[rank])
+        else:
+            self.warn(f"checkpoint has no RNG state for process {rank}; dropout masks will differ")
+        scaler = getattr(self.acc, "scaler", None)
+        if scaler is not None and loaded.state.get("grad_scaler"):
+            scaler.load_state_dict(loaded.state["grad_scaler"])
+        state = loaded.state
+        self.last_saved_step, self.last_saved_elapsed = state["step"], state["elapsed"]
+        self.tokens_at_start = state["position"]
+        self.print(
+            f"resumed from {latest} (step {state['step']}, {state['elapsed'] / 60:.1f} min of budget used)"
+        )
+        return state
+
+    # ----------------------------------------------------------------------------- logging
+
+    def start(self, activation: str, model, plan, step: int, precision: str) -> None:
+        tr = self.cfg["train"]
+        self.position_unit = self.cfg["data"]["seq_len"]
+        self.window = (time.perf_counter(), step, 0)
+        n_params = sum(p.numel() for p in model.parameters())
+        self.print(
+            f"model: BERT {model.config.num_hidden_layers}x{model.config.hidden_size}, "
+            f"{n_params / 1e6:.1f}M parameters, activation {activation}\n"
+            f"batch: global {plan.global_batch} = micro {plan.micro_batch}"
+            f" x accumulation {plan.accumulation} "
+            f"x {plan.world_size} process(es); precision {precision}; device {self.acc.device}"
+        )
+        if not self.main:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = open(self.dir / "metrics.jsonl", "a")  # noqa: SIM115 - open for the whole run
+        if self.acc.log_with:
+            logging = self.cfg["logging"]
+            self.acc.init_trackers(
+                logging["wandb_project"] if logging["wandb"] else "tensorboard",
+                config=_flat(self.cfg),
+                init_kwargs={"wandb": {"name": self.dir.name}} if logging["wandb"] else {},
+            )
+            self.trackers = True
+        if self.cfg["logging"]["progress_bar"]:
+            total = tr["max_steps"] or None
+            self.bar = tqdm(total=total, initial=step, desc="pretrain", dynamic_ncols=True, smoothing=0.1)
+
+    def _record(self, row: dict, step: int) -> None:
+        if not self.main:
+            return
+        self.metrics.write(json.dumps(row) + "\n")
+        self.metrics.flush()
+        if self.trackers:
+            scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
+            self.acc.log(scalars, step=step)
+
+    def log_step(self, step: int, result, masked: int, lr: float, plan, elapsed: float, budget_s) -> None:
+        tr = self.cfg["train"]
+        if self.bar is not None:
+            self.bar.update(1)
+        if step % tr["log_every_steps"] and not (tr["max_steps"] and step >= tr["max_steps"]):
+            return
+        loss = self.acc.reduce(result.loss_sum.detach().clone(), reduction="sum")  # every process calls
+        loss = float(loss) / max(masked, 1)
+        t0, step0, _ = self.window
+        now = time.perf_counter()
+        tokens_per_s = (step - step0) * plan.global_batch * self.position_unit / max(now - t0, 1e-9)
+        self.window = (now, step, 0)
+        self.last_train_loss = loss
+        row = {
+            "step": step,
+            "train/loss": loss,
+            "train/lr": lr,
+            "train/grad_norm": result.grad_norm,
+            "train/tokens_per_s": tokens_per_s,
+            "train/elapsed_s": elapsed,
+        }
+        self._record(row, step)
+        if self.bar is not None:
+            postfix = {"loss": f"{loss:.3f}", "lr": f"{lr:.2e}", "tok/s": f"{tokens_per_s:,.0f}"}
+            if budget_s:
+                postfix["budget left"] = f"{max(0.0, budget_s - elapsed) / 60:.1f}min"
+            self.bar.set_postfix(postfix, refresh=False)
+
+    def log_validation(self, step: int, loss: float) -> None:
+        if step == self.last_val_step:
+            return
+        self.last_val_loss, self.last_val_step = loss, step
+        self._record({"step": step, "val/loss": loss}, step)
+        self.print(f"step {step}: validation MLM loss {loss:.4f}")
+
+    def telemetry(self, model) -> Telemetry:
+        from bert_helu.modeling import activation_of
+
+        def write(summary: dict) -> None:
+            if not self.main:
+                return
+            layers = summary["layers"]
+            histograms = {layer["layer"]: layer.pop("histogram") for layer in layers if "histogram" in layer}
+            if histograms:
+                atomic_write_json(
+                    self.dir / "telemetry" / f"histograms-step{summary['window_start']:08d}.json",
+                    {"step": summary["window_start"], "layers": histograms},
+                )
+            row = {"step": summary["step"], "telemetry": summary}
+            for key, value in summary["mean"].items():
+                if value is not None:
+                    row[f"telemetry/{key}"] = value
+            self._record(row, summary["step"])
+
+        return Telemetry(model, self.cfg["telemetry"], activation_of(model), write)
+
+    # --------------------------------------------------------------------------- checkpoints
+
+    def checkpoint_due(self, step: int, elapsed: float) -> bool:
+        tr = self.cfg["train"]
+        by_steps = tr["checkpoint_every_steps"] and step % tr["checkpoint_every_steps"] == 0
+        by_time = (
+            tr["checkpoint_every_minutes"]
+            and elapsed - self.last_saved_elapsed >= 60 * tr["checkpoint_every_minutes"]
+        )
+        return bool(by_steps or by_time)
+
+    def save_checkpoint(self, step, position, elapsed, counters, identity, model, optimizer) -> None:
+        if step == self.last_saved_step:
+            return
+        rng = (
+            gather_object([(self.acc.process_index, ckpt.capture_rng())])
+            if self.acc.num_processes > 1
+            else [(0, ckpt.capture_rng())]
+        )
+        if self.main:
+            scaler = getattr(self.acc, "scaler", None)
+            state = {
+                "step": step,
+                "position": position,
+                "elapsed": elapsed,
+                "counters": counters,
+                "identity": identity,
+                "num_processes": self.acc.num_processes,
+                "grad_scaler": scaler.state_dict() if scaler is not None else None,
+                "config": self.cfg,
+            }
+            ckpt.save_checkpoint(
+                ckpt.checkpoint_dir(self.ckpt_root, step), model, optimizer, dict(rng), state
+            )
+            ckpt.prune_checkpoints(self.ckpt_root, self.cfg["train"]["keep_checkpoints"])
+        self.last_saved_step, self.last_saved_elapsed = step, elapsed
+        self.acc.wait_for_everyone()
+
+    # ------------------------------------------------------------------------------- finish
+
+    def finish(self, identity, step, position, elapsed, val_loss, counters, monitor, wall_time) -> dict:
+        monitor.close(step)
+        summary = {
+            "activation": identity["activation"],
+            "identity": identity,
+            "steps": step,
+            "tokens_seen": position * self.position_unit,
+            "sequences_seen": position,
+            "train_time_s": elapsed,
+            "wall_time_s": wall_time,
+            "final_train_loss": self.last_train_loss,
+            "final_validation_loss": None if math.isnan(val_loss) else val_loss,
+            "tokens_per_s": position * self.position_unit / elapsed if elapsed > 0 else None,
+            "num_processes": self.acc.num_processes,
+            "mixed_precision": self.acc.mixed_precision,
+            "skipped_steps": counters["skipped_steps"],
+            "global_batch_size": self.cfg["train"]["global_batch_size"],
+            "seq_len": self.position_unit,
+            "final_dir": str(self.dir / "final"),
+            "telemetry": monitor.last_summary["mean"] if monitor.last_summary else None,
+            "config": self.cfg,
+        }
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.main:
+            atomic_write_json(self.dir / "summary.json", summary)
+            self.metrics.close()
+            if self.trackers:
+                self.acc.end_training()
+            self.print(
+                f"done: {step} steps, {summary['tokens_seen']:,} tokens, validation MLM loss "
+                f"{summary['final_validation_loss']}; model in {self.dir / 'final'}"
+            )
+        return summary
+
+
+def _flat(cfg: dict, prefix: str = "") -> dict:
+    """Scalars only, as TensorBoard's hparams want them."""
+    out = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{name}."))
+        elif isinstance(value, (int, float, str, bool)):
+            out[name] = value
+        else:
+            out[name] = json.dumps(value)
+    return out
