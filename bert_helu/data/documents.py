@@ -14,6 +14,9 @@ from bert_helu.data.sources import Source, read_file
 from bert_helu.errors import UserError
 
 STATUS_CODES = {KEPT: 0, "empty": 1, "too_short": 2}
+# A worker reports a bad file as a row with this status (text = the message) rather than raising:
+# exceptions from datasets' worker processes reach the parent wrapped, without their cause.
+ERROR_STATUS = 9
 
 
 def read_tasks(sources: list[Source], hub_datasets: dict, shards_per_hub_source: int) -> list[dict]:
@@ -67,7 +70,17 @@ def task_documents(task: dict, options: CleaningOptions) -> Iterator[dict]:
 def generate_documents(tasks: list[dict], options: CleaningOptions) -> Iterator[dict]:
     """``Dataset.from_generator`` entry point (``tasks`` is the list datasets shards over processes)."""
     for task in tasks:
-        yield from task_documents(task, options)
+        try:
+            yield from task_documents(task, options)
+        except UserError as err:
+            yield {
+                "text": str(err),
+                "source": task["source"].index,
+                "hash": 0,
+                "status": ERROR_STATUS,
+                "raw_bytes": 0,
+            }
+            return
 
 
 def unwrap_user_error(err: BaseException) -> UserError | None:

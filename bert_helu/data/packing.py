@@ -61,4 +61,5 @@ def pack_batch(batch: dict, seq_len: int, cls_id: int, sep_id: int) -> dict:
 def tokenize_and_pack_batch(batch: dict, tokenizer, seq_len: int) -> dict:
     """Both steps at once, for streaming (no intermediate dataset to count tokens on)."""
     ids = tokenize_texts(tokenizer, batch["text"])
-    return {"input_ids": pack_documents(ids, seq_len, tokenizer.cls_token_id, tokenizer.sep_token_id)}
+    packed = pack_documents(ids, seq_len, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    return {"input_ids": packed.tolist()}  # lists, as rows of the cached Dataset are

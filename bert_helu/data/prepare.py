@@ -29,7 +29,13 @@ import numpy as np
 from bert_helu.atomic import atomic_dir, atomic_write_json
 from bert_helu.data.cleaning import CleaningOptions, is_validation, repeats
 from bert_helu.data.defaults import DATA_DEFAULTS
-from bert_helu.data.documents import STATUS_CODES, generate_documents, read_tasks, unwrap_user_error
+from bert_helu.data.documents import (
+    ERROR_STATUS,
+    STATUS_CODES,
+    generate_documents,
+    read_tasks,
+    unwrap_user_error,
+)
 from bert_helu.data.sources import Source, check_readable, file_digest, load_hub_source, parse_sources
 from bert_helu.data.tokenizer import load_tokenizer, text_batches, tokenizer_digest, train_wordpiece
 from bert_helu.errors import UserError
@@ -184,6 +190,9 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
 
     columns = documents.with_format("numpy", columns=["source", "hash", "status", "raw_bytes"])[:]
     status, hashes, source_of = columns["status"], columns["hash"], columns["source"]
+    errors = np.flatnonzero(status == ERROR_STATUS)
+    if len(errors):
+        raise UserError(documents[int(errors[0])]["text"])
     kept = np.flatnonzero(status == STATUS_CODES["kept"])
     if cfg["dedup"] and len(kept):
         _, first = np.unique(hashes[kept], return_index=True)
@@ -194,7 +203,7 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
     validation_docs, train_docs = unique[held_out], unique[~held_out]
     weights = np.array([s.weight for s in sources])[source_of[train_docs]]
     train_weighted = _weighted(train_docs, hashes[train_docs], weights, cfg["seed"])
-    summary = _document_counts(sources, columns, kept, unique, len(train_docs), len(validation_docs))
+    summary = _document_counts(sources, columns, kept, unique, train_docs, len(validation_docs))
     summary["train_documents_weighted"] = int(len(train_weighted))
     if len(train_weighted) == 0:
         raise UserError(_empty_corpus_message(sources, summary, cfg))
@@ -230,7 +239,8 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
     lap("tokenize_pack")
 
     train.save_to_disk(str(out / "train"))
-    validation.save_to_disk(str(out / "validation"))
+    # An empty dataset needs an explicit shard to load back (datasets 5 writes none otherwise).
+    validation.save_to_disk(str(out / "validation"), num_shards=1 if len(validation) == 0 else None)
     del documents, train, validation
     shutil.rmtree(work, ignore_errors=True)
     lap("save")
@@ -269,9 +279,12 @@ def _weighted(indices: np.ndarray, hashes: np.ndarray, weights: np.ndarray, seed
 def _tokenize_and_pack(documents, tokenizer, cfg: dict, fingerprint: str):
     """Packed sequences of ``documents`` (in order) and the number of WordPiece tokens they had."""
     import pyarrow.compute as pc
+    from datasets import Dataset
 
     from bert_helu.data.packing import TOKENS_FEATURES, pack_batch, sequence_features, tokenize_batch
 
+    if len(documents) == 0:  # e.g. no document fell in the validation share
+        return Dataset.from_dict({"input_ids": []}, features=sequence_features(cfg["seq_len"])), 0
     num_proc = _num_proc(min(cfg["num_proc"], max(1, len(documents) // cfg["batch_size"])))
     tokens = documents.map(
         tokenize_batch,
@@ -304,12 +317,13 @@ def _tokenize_and_pack(documents, tokenizer, cfg: dict, fingerprint: str):
     return sequences.with_format(None), n_tokens
 
 
-def _document_counts(sources, columns, kept, unique, n_train, n_validation) -> dict:
+def _document_counts(sources, columns, kept, unique, train_docs, n_validation) -> dict:
     status, source_of, raw_bytes = columns["status"], columns["source"], columns["raw_bytes"]
     n = len(sources)
     per_source = []
     read = np.bincount(source_of, minlength=n)
     kept_per = np.bincount(source_of[unique], minlength=n)
+    train_per = np.bincount(source_of[train_docs], minlength=n)
     mb = np.bincount(source_of, weights=raw_bytes, minlength=n) / MB
     for s in sources:
         per_source.append(
@@ -319,6 +333,7 @@ def _document_counts(sources, columns, kept, unique, n_train, n_validation) -> d
                 "files": len(s.files),
                 "documents_in": int(read[s.index]),
                 "documents_kept": int(kept_per[s.index]),
+                "train_documents": int(train_per[s.index]),
                 "raw_text_mb": round(float(mb[s.index]), 3),
                 "weight": s.weight,
             }
@@ -329,7 +344,7 @@ def _document_counts(sources, columns, kept, unique, n_train, n_validation) -> d
         "too_short": int(np.sum(status == STATUS_CODES["too_short"])),
         "duplicates": int(len(kept) - len(unique)),
         "documents_kept": int(len(unique)),
-        "train_documents": int(n_train),
+        "train_documents": int(len(train_docs)),
         "validation_documents": int(n_validation),
         "raw_text_mb": round(float(raw_bytes.sum()) / MB, 3),
         "sources": per_source,

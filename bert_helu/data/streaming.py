@@ -90,7 +90,7 @@ def prepare_streaming(cfg: dict, sources: list[Source], start: float):
         features=sequence_features(cfg["seq_len"]),
     )
     validation = Dataset.from_dict(
-        {"input_ids": _validation_sequences(cfg, split_kwargs, tokenizer)},
+        {"input_ids": _validation_sequences(cfg, split_kwargs, tokenizer).tolist()},
         features=sequence_features(cfg["seq_len"]),
     )
     summary = {
@@ -123,7 +123,8 @@ def _validation_sequences(cfg: dict, split_kwargs: dict, tokenizer) -> np.ndarra
         if document is not None:
             batch.append(document["text"])
         if batch and (document is None or len(batch) == cfg["batch_size"]):
-            packed.append(tokenize_and_pack_batch({"text": batch}, tokenizer, cfg["seq_len"])["input_ids"])
+            rows = tokenize_and_pack_batch({"text": batch}, tokenizer, cfg["seq_len"])["input_ids"]
+            packed.append(np.asarray(rows, dtype=np.int32).reshape(-1, cfg["seq_len"]))
             found += len(packed[-1])
             batch = []
             if found >= wanted:
