@@ -45,8 +45,15 @@ class StopSignals:
 
     def __init__(self):
         self.requested, self.name, self.number = False, None, 0
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def __enter__(self) -> StopSignals:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # give the signals back (the program may run inside another, e.g. a test session)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, number, frame):
         if self.requested and number == signal.SIGINT:

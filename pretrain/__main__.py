@@ -128,35 +128,38 @@ def main(argv=None):
 
     # 6. The loop: one optimizer step per global batch until the step or time budget is spent.
     budget_s = tr.budget_hours * 3600 or None
-    bad_in_a_row, signals = 0, StopSignals()
-    while True:
-        micro_batches = batches.step_batches(step, position)
-        masked, stop, elapsed = sync_scalars(
-            accelerator, count_masked(micro_batches), signals.requested, clock.elapsed()
-        )
-        if stop or (tr.max_steps and step >= tr.max_steps) or (budget_s and elapsed >= budget_s):
-            break
-        lr = tr.lr * schedule(schedule.progress_of(step, tr.max_steps, elapsed, budget_s))
-        set_lr(optimizer, lr)
-        with monitor.window(step):
-            result = train_step(accelerator, train_model, optimizer, micro_batches, masked, tr.grad_clip)
-        bad_in_a_row = 0 if result.finite else bad_in_a_row + 1
-        if not result.finite:
-            counters["skipped_steps"] += 1
-            run.warn(f"step {step}: non-finite loss or gradients, update skipped ({bad_in_a_row} in a row)")
-            if bad_in_a_row >= tr.max_bad_steps:
-                raise UserError(
-                    f"{bad_in_a_row} steps in a row with non-finite loss or gradients (step {step}); "
-                    "lower train.lr, raise train.grad_clip or use mixed_precision=bf16/no"
+    bad_in_a_row = 0
+    with StopSignals() as signals:  # SIGTERM/SIGINT: finish the step, checkpoint, exit
+        while True:
+            micro_batches = batches.step_batches(step, position)
+            masked, stop, elapsed = sync_scalars(
+                accelerator, count_masked(micro_batches), signals.requested, clock.elapsed()
+            )
+            if stop or (tr.max_steps and step >= tr.max_steps) or (budget_s and elapsed >= budget_s):
+                break
+            lr = tr.lr * schedule(schedule.progress_of(step, tr.max_steps, elapsed, budget_s))
+            set_lr(optimizer, lr)
+            with monitor.window(step):
+                result = train_step(accelerator, train_model, optimizer, micro_batches, masked, tr.grad_clip)
+            bad_in_a_row = 0 if result.finite else bad_in_a_row + 1
+            if not result.finite:
+                counters["skipped_steps"] += 1
+                run.warn(
+                    f"step {step}: non-finite loss or gradients, update skipped ({bad_in_a_row} in a row)"
                 )
-        step, position = step + 1, position + plan.global_batch
-        run.log_step(step, result, masked, lr, plan, clock.elapsed(), budget_s)
-        if tr.eval_every_steps and step % tr.eval_every_steps == 0:
-            with clock.paused():
-                run.log_validation(step, evaluate(accelerator, train_model, val_batches))
-        if run.checkpoint_due(step, clock.elapsed()):
-            with clock.paused():
-                run.save_checkpoint(step, position, clock.elapsed(), counters, identity, model, optimizer)
+                if bad_in_a_row >= tr.max_bad_steps:
+                    raise UserError(
+                        f"{bad_in_a_row} steps in a row with non-finite loss or gradients (step {step}); "
+                        "lower train.lr, raise train.grad_clip or use mixed_precision=bf16/no"
+                    )
+            step, position = step + 1, position + plan.global_batch
+            run.log_step(step, result, masked, lr, plan, clock.elapsed(), budget_s)
+            if tr.eval_every_steps and step % tr.eval_every_steps == 0:
+                with clock.paused():
+                    run.log_validation(step, evaluate(accelerator, train_model, val_batches))
+            if run.checkpoint_due(step, elapsed):  # the agreed clock: all processes decide alike
+                with clock.paused():
+                    run.save_checkpoint(step, position, clock.elapsed(), counters, identity, model, optimizer)
 
     # 7. Interrupted: save and leave, the same command resumes. Finished: final model + summary.
     if stop:

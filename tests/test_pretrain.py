@@ -1,0 +1,334 @@
+"""The pretraining program, in process, on a slice of the bundled sample corpus with a TINY_BERT."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import TINY_BERT
+from safetensors.torch import load_file
+
+from bert_helu.data import SAMPLE_CORPUS_DIR
+from bert_helu.data.masking import MLMMasker
+from bert_helu.modeling import activation_of, bert_config, build_mlm_model, load_model, save_model
+from bert_helu.pretraining import GlobalBatches, SparseMLM, make_optimizer, plan_batches, train_step
+
+
+def write_recipe(path, cache_dir, train=None, model=None, telemetry=None):
+    """A recipe small enough for tests: TINY_BERT, 32-token sequences, a few hundred documents."""
+    recipe = {
+        "model": {
+            **TINY_BERT,
+            "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.0,
+            **(model or {}),
+        },
+        "data": {
+            "sources": [
+                {
+                    "type": "wikiextractor",
+                    "path": str(SAMPLE_CORPUS_DIR / "wikipedia" / "*.txt.gz"),
+                    "max_docs": 600,
+                },
+                {
+                    "type": "text",
+                    "path": str(SAMPLE_CORPUS_DIR / "books" / "*.txt*"),
+                    "split_documents": "paragraph",
+                    "max_docs": 300,
+                },
+            ],
+            "vocab_size": 512,
+            "seq_len": 32,
+            "validation_fraction": 0.05,
+            "max_validation_sequences": 64,
+            "cache_dir": str(cache_dir),
+            "num_proc": 1,
+        },
+        "train": {
+            "global_batch_size": 16,
+            "micro_batch_size": 8,
+            "max_steps": 6,
+            "schedule_progress": "steps",
+            "scheduler": "linear",
+            "warmup_fraction": 0.1,
+            "lr": 3.0e-3,
+            "eval_every_steps": 0,
+            "eval_batches": 2,
+            "log_every_steps": 2,
+            "cpu_threads": 1,  # tiny ops on a shared 2-core machine run fastest on one thread
+            "checkpoint_every_minutes": 0.0,
+            **(train or {}),
+        },
+        "telemetry": {"every": 4, "window": 2, "histogram_every": 4, **(telemetry or {})},
+        "logging": {"progress_bar": False},
+    }
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("corpus-cache")
+
+
+@pytest.fixture
+def recipe(tmp_path, corpus_cache):
+    return write_recipe(tmp_path / "recipe.yaml", corpus_cache)
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(*argv):
+    """Run the program in process; its exit status (UserError -> 2)."""
+    from pretrain.__main__ import main
+
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def weights(run_dir):
+    return load_file(str(run_dir / "final" / "model.safetensors"))
+
+
+# ----------------------------------------------------------------------------- the program
+
+
+def test_run_leaves_checkpoint_summary_metrics_and_telemetry(recipe, tmp_path):
+    out = tmp_path / "run"
+    assert (
+        run("--config", recipe, "--activation", "helu:alpha=0.05", "--output-dir", out, "train.max_steps=8")
+        == 0
+    )
+
+    model = load_model(out / "final")
+    assert activation_of(model) == "helu:alpha=0.05" and model.config.hidden_act == "relu"
+    assert (out / "final" / "tokenizer.json").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["activation"] == "helu:alpha=0.05"
+    assert summary["steps"] == 8 and summary["num_processes"] == 1
+    assert summary["tokens_seen"] == 8 * 16 * 32
+    for key in ("final_train_loss", "final_validation_loss", "tokens_per_s", "wall_time_s"):
+        assert summary[key] > 0, key
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train/loss" in r] == [2, 4, 6, 8]
+    assert any("val/loss" in r for r in rows)
+    windows = [r["telemetry"] for r in rows if "telemetry" in r]
+    assert [w["window_start"] for w in windows] == [0, 4]
+    layer = windows[0]["layers"][0]
+    assert 0.2 < layer["zero_fraction"] < 0.8  # HeLU's forward is ReLU: about half exact zeros
+    assert layer["forward_calls"] == 2 * 2  # 2 steps x 2 micro-batches
+    hist = json.loads((out / "telemetry" / "histograms-step00000004.json").read_text())
+    assert sum(hist["layers"]["0"]["counts"]) > 0
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_learns_something(recipe, tmp_path):
+    out = tmp_path / "run"
+    args = ["train.max_steps=100", "train.lr=1.0e-2", "telemetry.enabled=false"]
+    assert run("--config", recipe, "--activation", "relu", "--output-dir", out, *args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    # an untrained model scores about ln(vocab); 100 steps learn at least the unigram statistics
+    assert summary["final_validation_loss"] < math.log(512) - 0.4
+
+
+def test_resume_from_checkpoint_is_bitwise_identical(recipe, tmp_path):
+    args = ["train.max_steps=6", "train.checkpoint_every_steps=3", "train.keep_checkpoints=5"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    assert run("--config", recipe, "--activation", "helu", "--output-dir", full, *args) == 0
+    assert sorted(p.name for p in (full / "checkpoints").iterdir()) == ["step-00000003", "step-00000006"]
+    # what a run killed between steps 3 and 6 leaves behind (checkpoints are written atomically)
+    shutil.copytree(full / "checkpoints" / "step-00000003", resumed / "checkpoints" / "step-00000003")
+    assert run("--config", recipe, "--activation", "helu", "--output-dir", resumed, *args) == 0
+    a, b = weights(full), weights(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # dropout is on: the RNG state was restored too
+    assert json.loads((resumed / "summary.json").read_text())["steps"] == 6
+
+
+def test_finished_run_is_not_redone(recipe, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("--config", recipe, "--activation", "relu", "--output-dir", out, "train.max_steps=2") == 0
+    before = (out / "final" / "model.safetensors").stat().st_mtime_ns
+    assert run("--config", recipe, "--activation", "relu", "--output-dir", out, "train.max_steps=2") == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert (out / "final" / "model.safetensors").stat().st_mtime_ns == before
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--activation", "swishy"], "unknown activation 'swishy'"),
+        (["train.learning_rate=1.0"], "unknown config key 'train.learning_rate'"),
+        (["train.max_steps=ten"], "'train.max_steps' must be int"),
+        (["train.global_batch_size=12"], "not a multiple of micro-batch 8"),
+        (["train.scheduler=wavy"], "unknown scheduler 'wavy'"),
+        (["train.mixed_precision=fp8"], "mixed_precision must be"),
+        (["train.max_steps=0"], "set train.max_steps or train.budget_hours"),
+    ],
+)
+def test_bad_input_is_one_line_error(recipe, tmp_path, capsys, argv, message):
+    out = tmp_path / "run"
+    argv = ["--activation", "relu", *argv] if "--activation" not in argv else argv
+    assert run("--config", recipe, "--output-dir", out, *argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (out / "checkpoints").exists() and not (out / "summary.json").exists()
+
+
+def test_output_dir_of_another_run_is_refused_and_untouched(recipe, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train.max_steps=2", "train.checkpoint_every_steps=1", "train.keep_checkpoints=3"]
+    assert run("--config", recipe, "--activation", "gelu", "--output-dir", out, *args) == 0
+    (out / "summary.json").unlink()  # an unfinished gelu run: checkpoints only
+    snapshot = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert run("--config", recipe, "--activation", "relu", "--output-dir", out, *args) == 2
+    assert "different run (activation 'gelu', this run 'relu')" in capsys.readouterr().err
+    assert (
+        run("--config", recipe, "--activation", "gelu", "--output-dir", out, *args, "model.hidden_size=48")
+        == 2
+    )
+    assert "different run (model {'hidden_size': 32}" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == snapshot
+
+
+def test_corrupt_checkpoint_is_refused(recipe, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train.max_steps=2", "train.checkpoint_every_steps=2"]
+    assert run("--config", recipe, "--activation", "relu", "--output-dir", out, *args) == 0
+    (out / "summary.json").unlink()
+    (out / "checkpoints" / "step-00000002" / "model.safetensors").write_bytes(b"\x00" * 16)
+    assert run("--config", recipe, "--activation", "relu", "--output-dir", out, *args) == 2
+    assert "corrupt checkpoint" in capsys.readouterr().err
+
+
+def test_non_finite_steps_are_skipped_then_abort(recipe, tmp_path, capsys, monkeypatch):
+    import pretrain.__main__ as program
+
+    class PoisonedMLM(SparseMLM):
+        def forward(self, *args, **kwargs):
+            return super().forward(*args, **kwargs) * float("nan")
+
+    monkeypatch.setattr(program, "SparseMLM", PoisonedMLM)
+    out = tmp_path / "run"
+    assert run("--config", recipe, "--activation", "relu", "--output-dir", out, "train.max_bad_steps=3") == 2
+    captured = capsys.readouterr()
+    assert captured.out.count("update skipped") == 3
+    assert "3 steps in a row with non-finite loss or gradients" in captured.err
+
+
+def test_init_from_checkpoint_swaps_activation_and_uses_its_tokenizer(recipe, tmp_path, corpus_cache):
+    from bert_helu.data import prepare_corpus
+    from pretrain.__main__ import PRETRAIN_DEFAULTS  # noqa: F401 - the program's defaults are importable
+
+    corpus = prepare_corpus(yaml.safe_load(recipe.read_text())["data"])
+    source = build_mlm_model(bert_config(TINY_BERT, "gelu", vocab_size=len(corpus.tokenizer)))
+    src_dir = save_model(source, tmp_path / "gelu-ckpt", tokenizer=corpus.tokenizer)
+    out = tmp_path / "relufied"
+    argv = ["--activation", "relu", "--output-dir", out, f"model.init_from={src_dir}", "train.max_steps=2"]
+    assert run("--config", recipe, *argv) == 0
+    model = load_model(out / "final")
+    assert activation_of(model) == "relu"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["data"]["tokenizer"] == str(src_dir)
+    # the encoder started from the checkpoint: after 2 small steps it is still close to it
+    start = source.bert.encoder.layer[0].intermediate.dense.weight
+    assert (model.bert.encoder.layer[0].intermediate.dense.weight - start).abs().max() < 0.05
+
+
+# ------------------------------------------------------------------------------- the pieces
+
+
+def test_sparse_loss_equals_dense_masked_lm_loss():
+    torch.manual_seed(0)
+    model = build_mlm_model(bert_config(TINY_BERT, "gelu", vocab_size=60))
+    model.eval()
+    ids = torch.randint(5, 60, (3, 16))
+    labels = torch.where(torch.rand(3, 16) < 0.3, ids, torch.full_like(ids, -100))
+    dense = model(input_ids=ids, labels=labels).loss
+    sparse = SparseMLM(model)(ids, labels) / (labels != -100).sum()
+    torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-6)
+
+
+def test_no_weight_decay_on_biases_and_layernorm():
+    model = build_mlm_model(bert_config(TINY_BERT, "relu", vocab_size=60))
+    names = {id(p): n for n, p in model.named_parameters()}
+    opt = make_optimizer(model, {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-12, "weight_decay": 0.01})
+    decayed = [names[id(p)] for p in opt.param_groups[0]["params"]]
+    exempt = [names[id(p)] for p in opt.param_groups[1]["params"]]
+    assert opt.param_groups[0]["weight_decay"] == 0.01 and opt.param_groups[1]["weight_decay"] == 0.0
+    assert all(not n.endswith(".bias") and "LayerNorm" not in n for n in decayed)
+    assert any("LayerNorm.weight" in n for n in exempt) and any(n.endswith("dense.bias") for n in exempt)
+    assert "bert.embeddings.word_embeddings.weight" in decayed
+
+
+def test_batches_and_masks_do_not_depend_on_the_number_of_processes(recipe):
+    from bert_helu.data import prepare_corpus
+
+    corpus = prepare_corpus(yaml.safe_load(recipe.read_text())["data"])
+    masker = MLMMasker(corpus.tokenizer, 0.15)
+
+    def step_rows(world, step):
+        plan = plan_batches(16, 4, world)
+        parts = [
+            GlobalBatches(corpus.train, masker, plan, rank, seed=1, pad_id=0).step_batches(step, step * 16)
+            for rank in range(world)
+        ]
+        # global slice order: micro-batch a of rank r is slice a * world + r
+        ordered = [parts[s % world][s // world] for s in range(16 // 4)]
+        return torch.cat([m for m, _, _ in ordered]), torch.cat([lab for _, lab, _ in ordered])
+
+    for step in (0, 7):
+        one_ids, one_labels = step_rows(1, step)
+        two_ids, two_labels = step_rows(2, step)
+        assert torch.equal(one_ids, two_ids) and torch.equal(one_labels, two_labels)
+    assert not torch.equal(step_rows(1, 0)[0], step_rows(1, 1)[0])
+
+
+def test_every_sample_is_seen_once_per_epoch(recipe):
+    from bert_helu.data import prepare_corpus
+
+    corpus = prepare_corpus(yaml.safe_load(recipe.read_text())["data"])
+    batches = GlobalBatches(corpus.train, MLMMasker(corpus.tokenizer, 0.15), plan_batches(16, 16, 1), 0, 3, 0)
+    n = len(corpus.train)
+    seen = np.concatenate([batches._indices(k * 16, 16) for k in range(n // 16)])
+    assert len(set(seen.tolist())) == len(seen) == (n // 16) * 16
+
+
+def test_train_step_skips_non_finite_gradients():
+    from accelerate import Accelerator
+
+    torch.manual_seed(0)
+    model = build_mlm_model(bert_config(TINY_BERT, "relu", vocab_size=60))
+    opt = make_optimizer(model, {"lr": 1e-2, "betas": [0.9, 0.98], "eps": 1e-12, "weight_decay": 0.0})
+    acc = Accelerator(cpu=True)
+    wrapped, opt = acc.prepare(SparseMLM(model), opt)
+    ids = torch.randint(5, 60, (2, 16))
+    labels = torch.where(torch.rand(2, 16) < 0.5, ids, torch.full_like(ids, -100))
+    with torch.no_grad():
+        model.bert.embeddings.word_embeddings.weight[7] = float("inf")  # -> NaN loss and gradients
+        ids[0, 0] = 7
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train_step(acc, wrapped, opt, [(ids, labels, None)], int((labels != -100).sum()), 0.5)
+    assert not result.finite
+    after = model.state_dict()
+    assert all(
+        torch.equal(
+            before[k],
+            after[k],
+        )
+        for k in before
+    )
+    assert all(p.grad is None for p in model.parameters())  # and nothing leaks into the next step
