@@ -38,6 +38,9 @@ DEFAULTS = {
     "save_model": False,  # fine-tuned models are large; results.json is what the tables need
     "int8": False,
     "tokenizer": None,  # default: the checkpoint's own tokenizer files
+    # CPU threads for torch (default: torch's choice). On a shared machine 1 thread per process can be
+    # several times faster than 2 threads competing with other jobs.
+    "torch_threads": None,
     "train": TRAIN_DEFAULTS,
     # per task: any `train` key, plus seeds, save_model, init_from (a task run first, same seed)
     "tasks": {},

@@ -52,6 +52,10 @@ def main(argv=None):
     cfg = load_config(DEFAULTS, args.config, args.overrides)
     cfg.int8 = cfg.int8 or args.int8
     cfg.save_model = cfg.save_model or args.save_models
+    if cfg.torch_threads:
+        import torch
+
+        torch.set_num_threads(int(cfg.torch_threads))
     # 2. what to run: checkpoints x tasks x seeds
     checkpoints = parse_checkpoints(args.checkpoints)
     tasks = resolve_tasks(args.tasks)
