@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from bert_helu.analysis.ffn_stats import batches
-from bert_helu.analysis.inputs import load_encoder, load_texts
+from bert_helu.analysis.inputs import load_encoder, load_texts, usable_length
 from bert_helu.analysis.plots import plot_grouped_bars
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs
 from bert_helu.analysis.timing import (
@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> dict:
     for name in ("samples", "batch_size", "repeats", "fig5_repeats", "fig5_length", "max_length"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1")
+    unknown = [m for m in args.fig5_models if m not in reference_configs()]
+    if "5" in args.figures and unknown:
+        known = ", ".join(reference_configs())
+        raise UserError(f"unknown Figure 5 model(s) {', '.join(unknown)} (known: {known})")
     if args.threads:
         torch.set_num_threads(args.threads)
     out_dir = Path(args.output_dir)
@@ -108,6 +112,10 @@ def _precisions(args) -> list[tuple[str, str]]:
     for item in args.precisions:
         device, _, precision = item.rpartition(":")
         pairs.append((device or "cpu", precision))
+    unknown = [f"{d}:{p}" for d, p in pairs if (d, p) not in available_precisions()]
+    if unknown:
+        known = " ".join(f"{d}:{p}" for d, p in available_precisions())
+        raise UserError(f"precision(s) {', '.join(unknown)} not available here (available: {known})")
     return pairs
 
 
@@ -129,16 +137,18 @@ def _tasks(args) -> list[str]:
 
 
 def figure4(args, out_dir: Path) -> dict:
+    precisions = _precisions(args)  # bad arguments are refused before any model is loaded
+    tasks = _tasks(args)
     models, tokenizer = figure4_models(args)
     names = list(models)
     baseline = names[0]
-    precisions = _precisions(args)
     rows = []
     for device, precision in precisions:
         prepared = {name: prepare(model, device, precision) for name, model in models.items()}
-        for task in _tasks(args):
+        for task in tasks:
             texts = load_texts(task, args.glue_dir, args.samples, seed=0)
-            inputs = [b.to(device) for b in batches(texts, tokenizer, args.batch_size, args.max_length)]
+            length = min(usable_length(m, args.max_length) for m in models.values())
+            inputs = [b.to(device) for b in batches(texts, tokenizer, args.batch_size, length)]
             runs = {name: _pass_over(model, inputs) for name, model in prepared.items()}
             times = time_interleaved(runs, args.repeats, warmup=1, device=device)
             for name in names:
@@ -197,9 +207,6 @@ def figure4_markdown(fig: dict) -> str:
 
 def figure5(args, out_dir: Path) -> dict:
     configs = reference_configs()
-    unknown = [m for m in args.fig5_models if m not in configs]
-    if unknown:
-        raise UserError(f"unknown Figure 5 model(s) {', '.join(unknown)} (known: {', '.join(configs)})")
     rows = []
     for name in args.fig5_models:
         original, source = reference_model(name, args.pretrained)

@@ -7,6 +7,7 @@ import inspect
 import torch
 from torch import nn
 
+from bert_helu.analysis.inputs import usable_length
 from bert_helu.telemetry import FFNMonitor
 
 
@@ -39,6 +40,7 @@ def collect_ffn_stats(
     Padding tokens are left out (the attention mask goes to the model as a keyword).
     """
     model.eval()
+    max_length = usable_length(model, max_length)
     tokens = 0
     accepted = set(inspect.signature(model.forward).parameters)
     with (

@@ -51,6 +51,12 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, object]:
     return model.eval(), tokenizer
 
 
+def usable_length(model: nn.Module, requested: int) -> int:
+    """``requested`` tokens, or fewer when the model has fewer positions (a tiny test model has 64)."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    return min(requested, positions) if isinstance(positions, int) and positions > 0 else requested
+
+
 def describe(model: nn.Module) -> dict:
     config = model.config
     return {
