@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,13 @@ def main(argv=None) -> int:
         "num_proc": args.num_proc,
         "cache_dir": str(cache_dir),
     }
+    try:
+        return run(args, data_cfg, format_summary, prepare_corpus)
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def run(args, data_cfg: dict, format_summary, prepare_corpus) -> int:
     load_before = os.getloadavg()
     cold = prepare_corpus(data_cfg)
     print(format_summary(cold.summary), flush=True)

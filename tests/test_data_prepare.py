@@ -290,3 +290,18 @@ def test_real_shared_corpus_slice(shared_data, tmp_path):
     assert wikitext["documents_in"] == 2891  # one document per line of the blank-line-free test split
     assert summary["too_short"] > 0  # WikiText's " = = Heading = = " lines
     assert summary["sequences_train"] > 1000
+
+
+def test_tasks_balanced_across_processes(tmp_path):
+    from bert_helu.data.documents import _task_bytes, balance_tasks, read_tasks
+    from bert_helu.data.sources import parse_sources
+
+    for i, size in enumerate([9000, 8000, 300, 200, 100, 50]):
+        (tmp_path / f"f{i}.txt").write_text("x" * size)
+    (tmp_path / "g.txt.gz").write_bytes(gzip.compress(b"y" * 20_000))  # counted uncompressed
+    tasks = read_tasks(parse_sources([{"type": "text", "path": str(tmp_path / "*")}]), {}, 2)
+    balanced = balance_tasks(tasks, 2)
+    assert sorted(map(id, balanced)) == sorted(map(id, tasks))
+    halves = [sum(map(_task_bytes, part)) for part in (balanced[:4], balanced[4:])]
+    assert _task_bytes(balanced[0]) == 20_000 and min(halves) > 10_000  # not all big files in one half
+    assert balance_tasks(tasks, 1) == tasks  # one process: file order kept

@@ -38,6 +38,42 @@ def read_tasks(sources: list[Source], hub_datasets: dict, shards_per_hub_source:
     return tasks
 
 
+def balance_tasks(tasks: list[dict], num_proc: int) -> list[dict]:
+    """Reorder tasks so that ``datasets``' contiguous split into ``num_proc`` groups gets similar bytes.
+
+    ``datasets`` gives each process a contiguous run of tasks, the first ``len % num_proc`` runs one
+    longer; largest task first, each goes to the lightest run that still has room. Four Wikipedia
+    shards followed by sixteen books would otherwise give one process all of Wikipedia.
+    """
+    n_groups = min(num_proc, len(tasks))
+    if n_groups <= 1:
+        return tasks
+    base, extra = divmod(len(tasks), n_groups)
+    room = [base + (g < extra) for g in range(n_groups)]
+    groups: list[list[dict]] = [[] for _ in range(n_groups)]
+    loads = [0] * n_groups
+    for task in sorted(tasks, key=_task_bytes, reverse=True):
+        g = min((g for g in range(n_groups) if len(groups[g]) < room[g]), key=lambda g: loads[g])
+        groups[g].append(task)
+        loads[g] += _task_bytes(task)
+    return [task for group in groups for task in group]
+
+
+def _task_bytes(task: dict) -> int:
+    """Uncompressed size estimate: a gzip file records it (mod 2^32) in its last four bytes."""
+    if "files" not in task:
+        return len(task["dataset"]) if hasattr(task["dataset"], "__len__") else 0
+    total = 0
+    for path in task["files"]:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if f.read(2) == b"\x1f\x8b" and size >= 4:
+                f.seek(size - 4)
+                size = max(size, int.from_bytes(f.read(4), "little"))
+        total += size
+    return total
+
+
 def _raw_documents(task: dict) -> Iterator[str]:
     source: Source = task["source"]
     if "dataset" in task:

@@ -32,6 +32,7 @@ from bert_helu.data.defaults import DATA_DEFAULTS
 from bert_helu.data.documents import (
     ERROR_STATUS,
     STATUS_CODES,
+    balance_tasks,
     generate_documents,
     read_tasks,
     unwrap_user_error,
@@ -41,7 +42,7 @@ from bert_helu.data.tokenizer import load_tokenizer, text_batches, tokenizer_dig
 from bert_helu.errors import UserError
 
 # Bump when a code change alters prepared data, so old caches are not reused.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 SUMMARY_FILE = "summary.json"
 MB = 1e6
 
@@ -169,7 +170,7 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
 
     work = out / "work"  # intermediate arrow files; removed before the directory is published
     options = CleaningOptions.from_config(cfg)
-    tasks = read_tasks(sources, hub, shards_per_hub_source=cfg["num_proc"])
+    tasks = balance_tasks(read_tasks(sources, hub, shards_per_hub_source=cfg["num_proc"]), cfg["num_proc"])
     features = Features(
         {
             "text": Value("string"),
