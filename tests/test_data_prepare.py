@@ -305,3 +305,21 @@ def test_tasks_balanced_across_processes(tmp_path):
     halves = [sum(map(_task_bytes, part)) for part in (balanced[:4], balanced[4:])]
     assert _task_bytes(balanced[0]) == 20_000 and min(halves) > 10_000  # not all big files in one half
     assert balance_tasks(tasks, 1) == tasks  # one process: file order kept
+
+
+def test_hub_source_code_path_on_a_local_dataset_directory(tmp_path, built):
+    """``type: hub`` runs ``datasets.load_dataset``; a local dataset directory exercises it offline."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, base = built
+    hub_dir = tmp_path / "my_corpus"
+    hub_dir.mkdir()
+    paragraphs = [p for p in ALICE.read_text().split("\n\n") if len(p) > 200][:30]
+    pq.write_table(pa.table({"content": paragraphs, "id": list(range(30))}), hub_dir / "train.parquet")
+    source = {"type": "hub", "name": str(hub_dir), "split": "train", "text_field": "content"}
+    config = {**small_config(tmp_path / "cache", tokenizer=str(base.tokenizer_dir)), "sources": [source]}
+    summary = prepare_corpus(config).summary
+    assert summary["documents_in"] == 30 and summary["sources"][0]["source"] == f"hub:{hub_dir}"
+    with pytest.raises(UserError, match=r"no column 'text'"):
+        prepare_corpus({**config, "sources": [{**source, "text_field": "text"}]})
