@@ -315,7 +315,7 @@ def load_hub_source(source: Source, streaming: bool):
     from huggingface_hub import constants
 
     what = f"data.sources[{source.index}] (hub dataset {source.name!r})"
-    if not constants.HF_HUB_OFFLINE:
+    if not constants.HF_HUB_OFFLINE and not Path(source.name).exists():  # a local dataset dir needs no hub
         _probe_hub(source, what)
     try:
         ds = datasets.load_dataset(
@@ -336,13 +336,17 @@ def load_hub_source(source: Source, streaming: bool):
 def _probe_hub(source: Source, what: str, timeout: float = 5.0) -> None:
     """One short request before ``load_dataset``, whose retries take ~25 s when the hub is unreachable."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
     try:
         HfApi().dataset_info(source.name, revision=source.revision, timeout=timeout)
+    except GatedRepoError:
+        return  # reachable; load_dataset explains what access is needed
     except RepositoryNotFoundError:
-        raise UserError(f"{what}: no such dataset on the hub") from None
-    except Exception as err:
+        raise UserError(f"{what}: no such dataset on the hub (or it is private)") from None
+    except HfHubHTTPError:
+        return  # the hub answered: let load_dataset report the details
+    except Exception as err:  # no answer at all: connection refused, DNS, timeout, proxy
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"{what}: hub unreachable ({first}); if it is already in the HF cache set HF_HUB_OFFLINE=1, "
