@@ -4,6 +4,7 @@ dedup, weights, streaming, and every bad input leaving nothing half-written behi
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import shutil
 import time
@@ -323,3 +324,22 @@ def test_hub_source_code_path_on_a_local_dataset_directory(tmp_path, built):
     assert summary["documents_in"] == 30 and summary["sources"][0]["source"] == f"hub:{hub_dir}"
     with pytest.raises(UserError, match=r"no column 'text'"):
         prepare_corpus({**config, "sources": [{**source, "text_field": "text"}]})
+
+
+def test_streaming_is_lazy(built, tmp_path):
+    """The stream reads only what is consumed: a file broken at its end is not touched by the first rows."""
+    _, base = built
+    broken = tmp_path / "z_broken.txt.gz"
+    broken.write_bytes(GATSBY.read_bytes()[:50_000])  # truncated gzip, second in the file order
+    shutil.copy(ALICE, tmp_path / "a_alice.txt")
+    config = small_config(
+        tmp_path / "cache", tokenizer=str(base.tokenizer_dir), streaming=True, validation_fraction=0.0
+    )
+    # Packing works on batches of documents: Alice's paragraphs fill the first batches on their own.
+    config["sources"] = [{"type": "text", "path": str(tmp_path / "*_*.txt*"), "split_documents": "paragraph"}]
+    corpus = prepare_corpus({**config, "batch_size": 100})
+    rows = list(itertools.islice(corpus.train, 5))
+    assert len(rows) == 5 and all(len(r["input_ids"]) == 64 for r in rows)
+    with pytest.raises(UserError, match=r"z_broken.txt.gz: unreadable gzip"):
+        list(corpus.train)  # reaching the broken file reports it
+    assert list((tmp_path / "cache").glob("corpus-*")) == []  # streaming writes no packed cache

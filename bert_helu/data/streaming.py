@@ -117,6 +117,8 @@ def _validation_sequences(cfg: dict, split_kwargs: dict, tokenizer) -> np.ndarra
     from bert_helu.data.packing import tokenize_and_pack_batch
 
     wanted, found, packed = cfg["max_validation_sequences"], 0, []
+    if cfg["validation_fraction"] == 0:  # nothing to look for: do not read the stream
+        return np.empty((0, cfg["seq_len"]), dtype=np.int32)
     batch: list[str] = []
     documents = stream_documents(**split_kwargs, split="validation")
     for document in itertools.chain(documents, [None]):
