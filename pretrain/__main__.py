@@ -128,6 +128,9 @@ def main(argv=None):
 
     # 6. The loop: one optimizer step per global batch until the step or time budget is spent.
     budget_s = tr.budget_hours * 3600 or None
+    if step == 0 and tr.eval_every_steps:  # the untrained model's loss: the "before" of the run
+        run.log_validation(0, evaluate(accelerator, train_model, val_batches))
+    clock = BudgetClock(clock.elapsed_before)  # the budget starts with the first step
     bad_in_a_row = 0
     with StopSignals() as signals:  # SIGTERM/SIGINT: finish the step, checkpoint, exit
         while True:
