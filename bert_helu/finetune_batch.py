@@ -173,7 +173,10 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
     for run in todo:
         bar.set_postfix_str(str(run))
         try:
-            outcome_files = _one_run(run, cfg, output_dir, glue_dir, data_cache, accelerator)
+            # a fresh Accelerator per run: it holds references to its prepared model/optimizer, and
+            # dropping it frees them without accelerate's free_memory (a full gc.collect, seconds)
+            run_accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+            outcome_files = _one_run(run, cfg, output_dir, glue_dir, data_cache, run_accelerator)
             report.finished.append(str(run))
             bar.write(f"done {run}: " + "; ".join(outcome_files))
         except HubUnavailableError:
@@ -207,7 +210,12 @@ def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator)
     data = _task_data(run.task, glue_dir, data_cache)
     init_dir = None
     if settings.init_from:
-        candidate = run.dir(output_dir, settings.init_from) / "model"
+        same_seed = run.dir(output_dir, settings.init_from) / "model"
+        any_seed = sorted(
+            (output_dir / run.checkpoint.name / settings.init_from).glob("seed*/model/config.json")
+        )
+        candidate = same_seed if (same_seed / "config.json").is_file() else None
+        candidate = candidate or (any_seed[0].parent if any_seed else same_seed)
         if (candidate / "config.json").is_file():
             init_dir = candidate
         else:

@@ -8,6 +8,7 @@ from (scripts/bench_finetune.py). Accelerate handles devices, processes and bf16
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
 import time
@@ -90,7 +91,11 @@ def tokenize(ds: Dataset, tokenizer, max_length: int) -> Dataset:
         pair = batch["text_b"] if batch["text_b"][0] is not None else None
         return tokenizer(batch["text_a"], pair, truncation=True, max_length=max_length)
 
-    return ds.map(encode, batched=True, remove_columns=["text_a", "text_b"], desc=None)
+    # An explicit fingerprint: otherwise datasets hashes the whole tokenizer with dill on every call
+    # (seconds each, more than the tokenisation itself).
+    key = f"{ds._fingerprint}-{tokenizer.name_or_path}-{len(tokenizer)}-{max_length}"
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return ds.map(encode, batched=True, remove_columns=["text_a", "text_b"], new_fingerprint=fingerprint)
 
 
 def check_vocab(ds: Dataset, model: PreTrainedModel, checkpoint: Path, tokenizer) -> None:
@@ -119,7 +124,8 @@ def train_loader(ds: Dataset, tokenizer, batch_size: int, seed: int, group_by_le
 
 def eval_loader(ds: Dataset, tokenizer, batch_size: int) -> DataLoader:
     # sorted by length: the least padding; labels travel with each batch, so order does not matter
-    order = sorted(range(len(ds)), key=lambda i: len(ds[i]["input_ids"]))
+    lengths = [len(ids) for ids in ds["input_ids"]]
+    order = sorted(range(len(ds)), key=lengths.__getitem__)
     return DataLoader(ds.select(order), batch_size=batch_size, collate_fn=DataCollatorWithPadding(tokenizer))
 
 
@@ -177,10 +183,8 @@ def load_for_task(checkpoint: Path, task: GlueTask, init_dir: Path | None) -> Pr
     model = load_model(init_dir, task="classification")
     model.classifier = nn.Linear(model.config.hidden_size, task.num_labels)
     model._init_weights(model.classifier)
-    for key, value in kwargs.items():
-        setattr(model.config, key, value)
-    model.config.id2label = {i: str(i) for i in range(task.num_labels)}
-    model.config.label2id = {str(i): i for i in range(task.num_labels)}
+    model.config.problem_type = kwargs.get("problem_type")
+    model.config.num_labels = model.num_labels = task.num_labels  # the config setter redoes id2label
     return model
 
 
@@ -196,9 +200,9 @@ def finetune(
 ) -> RunOutcome:
     """Train ``checkpoint`` on ``task`` and evaluate on its dev set(s) after every epoch."""
     cfg = settings.train
-    tokenizer = load_tokenizer(checkpoint, settings.tokenizer)
     set_seed(seed)  # before the head is initialised: the seed decides head weights and data order
     model = load_for_task(checkpoint, task, init_dir)
+    tokenizer = load_tokenizer(checkpoint, settings.tokenizer)
     activation = activation_of(model)
 
     train_ds = tokenize(subset(data.train, cfg["max_train_examples"]), tokenizer, cfg["max_length"])
@@ -281,5 +285,4 @@ def finetune(
         }
         if int8 is not None:
             results[name]["int8"] = {"metrics": int8[name], "method": "torch.ao dynamic qint8, nn.Linear"}
-    accelerator.free_memory()  # drop accelerate's references so the next run's model can be freed
     return RunOutcome(results=results, model_dir=saved)
