@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from bert_helu.analysis.ffn_stats import batches
-from bert_helu.analysis.inputs import load_encoder, load_texts, usable_length
+from bert_helu.analysis.inputs import load_encoder, load_texts, quiet_transformers, usable_length
 from bert_helu.analysis.plots import plot_grouped_bars
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs
 from bert_helu.analysis.timing import (
@@ -61,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    quiet_transformers()
     for name in ("samples", "batch_size", "repeats", "fig5_repeats", "fig5_length", "max_length"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1")

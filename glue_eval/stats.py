@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bert_helu.analysis.ffn_stats import collect_ffn_stats
-from bert_helu.analysis.inputs import describe, load_encoder, load_texts
+from bert_helu.analysis.inputs import describe, load_encoder, load_texts, quiet_transformers
 from bert_helu.analysis.plots import plot_layer_sparsity, plot_preactivation_histograms
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs
 from bert_helu.errors import UserError
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    quiet_transformers()
     checkpoints = dict(_named(item) for item in args.checkpoint)
     if args.max_samples < 1 or args.batch_size < 1 or args.max_length < 2:
         raise UserError("--max-samples and --batch-size must be >= 1, --max-length >= 2")

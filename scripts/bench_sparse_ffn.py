@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bert_helu.analysis.ffn_stats import batches  # noqa: E402
-from bert_helu.analysis.inputs import load_encoder, load_texts, usable_length  # noqa: E402
+from bert_helu.analysis.inputs import load_encoder, load_texts, quiet_transformers, usable_length  # noqa: E402
 from bert_helu.analysis.plots import plot_grouped_bars  # noqa: E402
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs  # noqa: E402
 from bert_helu.analysis.timing import paired_ratio, summarize, time_interleaved  # noqa: E402
@@ -107,6 +107,7 @@ def bench_case(model, inputs: list[dict], mode: str, repeats: int) -> dict:
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
+    quiet_transformers()
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bert_helu.analysis.ffn_stats import collect_ffn_stats  # noqa: E402
-from bert_helu.analysis.inputs import load_encoder, load_texts  # noqa: E402
+from bert_helu.analysis.inputs import load_encoder, load_texts, quiet_transformers  # noqa: E402
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs  # noqa: E402
 from bert_helu.errors import UserError, cli_entry  # noqa: E402
 from bert_helu.modeling import save_model, set_activation  # noqa: E402
@@ -103,6 +103,7 @@ def read_results(glue_out: Path, name: str, task: str) -> list[dict]:
 @cli_entry
 def main(argv=None):
     cli = parse_args(argv)
+    quiet_transformers()
     out = Path(cli.output_dir)
     tasks = [t.strip() for t in cli.tasks.split(",") if t.strip()]
     if cli.source:

@@ -23,6 +23,14 @@ _FALLBACK_GLUE = {
 }
 
 
+def quiet_transformers() -> None:
+    """No load reports ("pooler newly initialised") or progress bars: the command prints its own story."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
 def load_encoder(path: str | Path) -> tuple[nn.Module, object]:
     """The base model (no task head) of any project or stock checkpoint, with its tokenizer.
 
