@@ -172,6 +172,10 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
     )
     for run in todo:
         bar.set_postfix_str(str(run))
+        if run.done(output_dir):  # finished meanwhile by another batch on the same output dir
+            report.skipped_done += 1
+            bar.update(1)
+            continue
         try:
             # a fresh Accelerator per run: it holds references to its prepared model/optimizer, and
             # dropping it frees them without accelerate's free_memory (a full gc.collect, seconds)
