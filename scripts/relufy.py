@@ -82,9 +82,9 @@ def continue_mlm(
         if name == "original":
             continue
         run_dir = out / "mlm" / name
-        run_program(["-m", "pretrain", "--config", cli.pretrain_config, "--activation", activations[name],
-                     "--output-dir", str(run_dir), f"model.init_from={path}",
-                     *cli.pretrain_override])  # fmt: skip
+        command = ["-m", "pretrain", "--config", cli.pretrain_config, "--activation", activations[name]]
+        command += ["--output-dir", str(run_dir), f"model.init_from={path}", *cli.pretrain_override]
+        run_program(command)
         adapted[name] = run_dir / "final"
     return adapted
 
@@ -123,10 +123,11 @@ def main(argv=None):
     }
     # 4. fine-tuning (finished runs are skipped by finetune)
     glue_out = out / "glue"
-    run_program(["-m", "finetune", "--config", cli.finetune_config, "--glue-dir", cli.glue_dir,
-                 "--tasks", ",".join(tasks), "--seeds", *map(str, cli.seeds), "--output-dir", str(glue_out),
-                 "--save-models", "--checkpoints", *(f"{n}={p}" for n, p in checkpoints.items()),
-                 *cli.finetune_override])  # fmt: skip
+    # overrides first: --checkpoints takes every word after it
+    command = ["-m", "finetune", *cli.finetune_override, "--config", cli.finetune_config]
+    command += ["--glue-dir", cli.glue_dir, "--tasks", ",".join(tasks), "--seeds", *map(str, cli.seeds)]
+    command += ["--output-dir", str(glue_out), "--save-models"]
+    run_program([*command, "--checkpoints", *(f"{n}={p}" for n, p in checkpoints.items())])
     # 5. sparsity after fine-tuning, accuracy, one table
     rows, report = [], {"source": str(source), "machine": machine(), "checkpoints": {}}
     for name, path in checkpoints.items():
