@@ -69,9 +69,11 @@ def _ranks(rows: list[Row]) -> list[list[int | None]]:
     return ranks
 
 
-def _fmt(cell, signed: bool) -> str:
+def _fmt(cell, signed: bool, pm: str = " ± ") -> str:
     sign = "+" if signed else ""
-    return f"{cell.mean:{sign}.1f} ± {cell.std:.1f}"
+    if cell.n == 1:
+        return f"{cell.mean:{sign}.1f}"  # one seed has no spread to show
+    return f"{cell.mean:{sign}.1f}{pm}{cell.std:.1f}"
 
 
 def _avg_label(average: str) -> str:
@@ -167,8 +169,7 @@ def to_latex(rows: list[Row], average: str, delta: str | None = None) -> str:
             if cell is None:
                 out.append("n/a")
                 continue
-            sign = "+" if delta else ""
-            text = f"{cell.mean:{sign}.1f}$\\pm${cell.std:.1f}"
+            text = _fmt(cell, signed=bool(delta), pm="$\\pm$")
             text = {1: rf"\textbf{{{text}}}", 2: rf"\underline{{{text}}}"}.get(rank, text)
             out.append(text + rf"\,{{\scriptsize({cell.n})}}")
         lines.append(" & ".join(out) + r" \\")

@@ -132,3 +132,16 @@ def test_no_results_or_broken_file_is_a_user_error(tmp_path):
     (tmp_path / "results.json").write_text('{"task": "rte"}')
     with pytest.raises(UserError, match="results.json: not a fine-tuning result"):
         load_results([tmp_path])
+
+
+def test_single_seed_cell_shows_no_spread_and_averages_over_different_tasks_are_not_ranked(tmp_path, capsys):
+    write_results(tmp_path, "relu", "relu", {"rte": {"accuracy": [0.5]}}, seeds=(7,))
+    write_results(
+        tmp_path, "gelu", "gelu", {"rte": {"accuracy": [0.6]}, "wnli": {"accuracy": [0.4]}}, seeds=(7,)
+    )
+    main(["table", str(tmp_path)])
+    out = capsys.readouterr().out
+    relu_row = next(line for line in out.splitlines() if line.startswith("| relu"))
+    assert relu_row.split(" | ")[8] == "<u>50.0</u> (1)"  # RTE, one seed: no "± 0.0"
+    assert relu_row.endswith("| 50.0 (1) |")  # Avg over RTE only vs RTE+WNLI: not ranked
+    assert "Avg covers for relu (relu): RTE" in out
