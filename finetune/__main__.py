@@ -25,14 +25,29 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoints", nargs="+", required=True, help="checkpoint dirs (or name=dir)")
     parser.add_argument("--tasks", default="all", help="all, or comma-separated: cola,sst2,mrpc,...")
-    parser.add_argument("--seeds", nargs="+", type=int, help="default: the recipe's seeds")
+    parser.add_argument("--seeds", nargs="+", help="default: the recipe's seeds")
     parser.add_argument("--glue-dir", help="glue_data folder (original TSV layout); default: the hub")
     parser.add_argument("--output-dir", default="results", help="where results.json files go")
     parser.add_argument("--config", help="a recipe, e.g. configs/finetune/glue-sane.yaml")
     parser.add_argument("--int8", action="store_true", help="also evaluate after dynamic INT8 quantisation")
     parser.add_argument("--save-models", action="store_true", help="keep the fine-tuned models (off: disk)")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value, e.g. train.epochs=2")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # --checkpoints/--seeds take every word after them, so overrides written there are moved back
+    args.checkpoints, extra = _split_overrides(args.checkpoints)
+    seeds, more = _split_overrides(args.seeds or [])
+    args.overrides = extra + more + args.overrides
+    try:
+        args.seeds = [int(s) for s in seeds] or None
+    except ValueError:
+        parser.error(f"--seeds: integers expected, got {' '.join(seeds)}")
+    return args
+
+
+def _split_overrides(words: list[str]) -> tuple[list[str], list[str]]:
+    """``key=value`` words whose key is a recipe key are overrides (``name=dir`` checkpoints are not)."""
+    overrides = [w for w in words if "=" in w and w.partition("=")[0].split(".")[0] in DEFAULTS]
+    return [w for w in words if w not in overrides], overrides
 
 
 @cli_entry

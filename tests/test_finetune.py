@@ -204,3 +204,18 @@ def test_mosaic_style_init_from_mnli_model(tmp_path, tokenizer):
     assert set(found) == {"helu/mnli/seed42", "helu/mnli_mismatched/seed42", "helu/rte/seed42"}
     assert found["helu/mnli_mismatched/seed42"]["num_eval_examples"] == 6
     assert found["helu/rte/seed42"]["init_from"] == str(out / "helu" / "mnli" / "seed42" / "model")
+
+
+def test_overrides_may_follow_checkpoints_and_seeds(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr(
+        "finetune.__main__.run_batch", lambda c, t, cfg, o, g, s: seen.update(c=c, cfg=cfg, s=s)
+    )
+    code = finetune("--checkpoints", "runs/helu/final", "minilm=/models/m", "train.epochs=3",
+                    "--seeds", 1, 2, "int8=true", "--tasks", "rte")  # fmt: skip
+    assert code == 0
+    assert [(c.name, str(c.path)) for c in seen["c"]] == [
+        ("helu", "runs/helu/final"),
+        ("minilm", "/models/m"),
+    ]
+    assert seen["s"] == [1, 2] and seen["cfg"].train.epochs == 3 and seen["cfg"].int8 is True
