@@ -10,6 +10,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import bert_helu.finetuning as finetuning
 from bert_helu.activations import HeLU
+from bert_helu.finetune_batch import BatchReport
 from bert_helu.modeling import bert_config, build_mlm_model, load_model, save_model
 from finetune.__main__ import main
 
@@ -208,9 +209,12 @@ def test_mosaic_style_init_from_mnli_model(tmp_path, tokenizer):
 
 def test_overrides_may_follow_checkpoints_and_seeds(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr(
-        "finetune.__main__.run_batch", lambda c, t, cfg, o, g, s: seen.update(c=c, cfg=cfg, s=s)
-    )
+
+    def fake_batch(checkpoints, tasks, cfg, output_dir, glue_dir, seeds):
+        seen.update(c=checkpoints, cfg=cfg, s=seeds)
+        return BatchReport(total=0)
+
+    monkeypatch.setattr("finetune.__main__.run_batch", fake_batch)
     code = finetune("--checkpoints", "runs/helu/final", "minilm=/models/m", "train.epochs=3",
                     "--seeds", 1, 2, "int8=true", "--tasks", "rte")  # fmt: skip
     assert code == 0
