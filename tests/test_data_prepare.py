@@ -320,8 +320,10 @@ def test_hub_source_code_path_on_a_local_dataset_directory(tmp_path, built):
     pq.write_table(pa.table({"content": paragraphs, "id": list(range(30))}), hub_dir / "train.parquet")
     source = {"type": "hub", "name": str(hub_dir), "split": "train", "text_field": "content"}
     config = {**small_config(tmp_path / "cache", tokenizer=str(base.tokenizer_dir)), "sources": [source]}
-    summary = prepare_corpus(config).summary
-    assert summary["documents_in"] == 30 and summary["sources"][0]["source"] == f"hub:{hub_dir}"
+    corpus = prepare_corpus(config)
+    assert corpus.summary["documents_in"] == 30 and corpus.summary["sources"][0]["source"] == f"hub:{hub_dir}"
+    streamed = prepare_corpus({**config, "streaming": True})  # load_dataset(..., streaming=True)
+    assert [row["input_ids"] for row in streamed.train] == corpus.train["input_ids"]
     with pytest.raises(UserError, match=r"no column 'text'"):
         prepare_corpus({**config, "sources": [{**source, "text_field": "text"}]})
 

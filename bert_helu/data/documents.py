@@ -24,7 +24,7 @@ def read_tasks(sources: list[Source], hub_datasets: dict, shards_per_hub_source:
     for source in sources:
         if source.type == "hub":
             dataset = hub_datasets[source.index]
-            if source.max_docs is not None or not hasattr(dataset, "shard"):
+            if source.max_docs is not None or not hasattr(dataset, "__len__"):  # streamed: one task
                 tasks.append({"source": source, "dataset": dataset})
             else:
                 n = max(1, min(shards_per_hub_source, len(dataset)))
