@@ -349,10 +349,17 @@ def train_step(
         loss_sum += loss.detach()
     grad_norm = accelerator.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
     grad_norm = float(grad_norm) if grad_norm is not None else 0.0
-    # gradients are all-reduced, so every process reaches the same verdict
-    finite = math.isfinite(grad_norm) and bool(torch.isfinite(loss_sum))
-    if finite:
+    loss_finite = bool(torch.isfinite(loss_sum))
+    if getattr(accelerator, "scaler", None) is not None:
+        # fp16: GradScaler skips overflowing steps itself and lowers its scale (it must see every
+        # step); an overflow is routine there, only a non-finite loss counts as a bad step
         optimizer.step()
+        finite = loss_finite
+    else:
+        # gradients are all-reduced, so every process reaches the same verdict
+        finite = math.isfinite(grad_norm) and loss_finite
+        if finite:
+            optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return StepResult(loss_sum, grad_norm, finite)
 
@@ -374,6 +381,26 @@ def evaluate(accelerator, model, batches) -> float:
     model.train()
     totals = accelerator.reduce(totals, reduction="sum")
     return float(totals[0] / totals[1].clamp(min=1))
+
+
+class BadStepGuard:
+    """Counts steps skipped for non-finite loss or gradients; K in a row means the run has diverged."""
+
+    def __init__(self, limit: int, counters: dict):
+        self.limit, self.counters, self.in_a_row = limit, counters, 0
+
+    def record(self, finite: bool, step: int, warn) -> None:
+        if finite:
+            self.in_a_row = 0
+            return
+        self.in_a_row += 1
+        self.counters["skipped_steps"] += 1
+        warn(f"step {step}: non-finite loss or gradients, update skipped ({self.in_a_row} in a row)")
+        if self.in_a_row >= self.limit:
+            raise UserError(
+                f"{self.in_a_row} steps in a row with non-finite loss or gradients (step {step}); "
+                "lower train.lr, raise train.grad_clip or use mixed_precision=bf16/no"
+            )
 
 
 def count_masked(micro_batches) -> int:

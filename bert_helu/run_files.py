@@ -27,6 +27,10 @@ from bert_helu.pretraining import check_identity
 
 def tracker_names(logging: dict) -> list[str]:
     """accelerate trackers for ``Accelerator(log_with=...)`` (TensorBoard by default, W&B optional)."""
+    import importlib.util
+
+    if logging["wandb"] and importlib.util.find_spec("wandb") is None:
+        raise UserError("logging.wandb is true but wandb is not installed (pip install 'bert-helu[wandb]')")
     return (["tensorboard"] if logging["tensorboard"] else []) + (["wandb"] if logging["wandb"] else [])
 
 

@@ -19,6 +19,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from bert_helu.activations import parse_spec
 from bert_helu.config import load_config
 from bert_helu.data import MLMMasker, format_summary, prepare_corpus
 from bert_helu.errors import UserError, cli_entry
@@ -32,6 +33,7 @@ from bert_helu.modeling import (
 )
 from bert_helu.pretraining import (
     PRETRAIN_DEFAULTS,
+    BadStepGuard,
     BudgetClock,
     GlobalBatches,
     SparseMLM,
@@ -66,6 +68,7 @@ def main(argv=None):
     overrides = list(args.overrides) + ([f"activation={args.activation}"] if args.activation else [])
     cfg = load_config(PRETRAIN_DEFAULTS, args.config, overrides)
     tr = cfg.train
+    parse_spec(cfg.activation)  # a typo fails now, not after the corpus is prepared
     schedule = Schedule(tr.scheduler, tr.warmup_fraction, tr.min_lr_ratio, tr.schedule_progress)
     if cfg.model.init_from and not cfg.data.tokenizer:
         cfg.data.tokenizer = str(cfg.model.init_from)  # the vocabulary must be the checkpoint's
@@ -131,7 +134,7 @@ def main(argv=None):
     if step == 0 and tr.eval_every_steps:  # the untrained model's loss: the "before" of the run
         run.log_validation(0, evaluate(accelerator, train_model, val_batches))
     clock = BudgetClock(clock.elapsed_before)  # the budget starts with the first step
-    bad_in_a_row = 0
+    bad_steps = BadStepGuard(tr.max_bad_steps, counters)
     with StopSignals() as signals:  # SIGTERM/SIGINT: finish the step, checkpoint, exit
         while True:
             micro_batches = batches.step_batches(step, position)
@@ -144,17 +147,7 @@ def main(argv=None):
             set_lr(optimizer, lr)
             with monitor.window(step):
                 result = train_step(accelerator, train_model, optimizer, micro_batches, masked, tr.grad_clip)
-            bad_in_a_row = 0 if result.finite else bad_in_a_row + 1
-            if not result.finite:
-                counters["skipped_steps"] += 1
-                run.warn(
-                    f"step {step}: non-finite loss or gradients, update skipped ({bad_in_a_row} in a row)"
-                )
-                if bad_in_a_row >= tr.max_bad_steps:
-                    raise UserError(
-                        f"{bad_in_a_row} steps in a row with non-finite loss or gradients (step {step}); "
-                        "lower train.lr, raise train.grad_clip or use mixed_precision=bf16/no"
-                    )
+            bad_steps.record(result.finite, step, run.warn)  # skipped if not finite; abort after K in a row
             step, position = step + 1, position + plan.global_batch
             run.log_step(step, result, masked, lr, plan, clock.elapsed(), budget_s)
             if tr.eval_every_steps and step % tr.eval_every_steps == 0:
