@@ -206,7 +206,8 @@ def test_file_that_is_not_text(tmp_path):
     assert_refused(config, r"weights.txt: not a text file", tmp_path / "cache")
 
 
-def test_unreadable_gzip_in_a_worker_process(tmp_path):
+def test_unreadable_gzip_in_a_worker_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepare_module, "MIN_BYTES_PER_PROCESS", 1)  # use workers even for small files
     cut = tmp_path / "shard_b.txt.gz"
     cut.write_bytes(WIKI.read_bytes()[:60_000])  # truncated: fails only once reading reaches the end
     shutil.copy(GATSBY, tmp_path / "shard_a.txt.gz")
@@ -294,7 +295,7 @@ def test_real_shared_corpus_slice(shared_data, tmp_path):
 
 
 def test_tasks_balanced_across_processes(tmp_path):
-    from bert_helu.data.documents import _task_bytes, balance_tasks, read_tasks
+    from bert_helu.data.documents import balance_tasks, read_tasks, task_bytes
     from bert_helu.data.sources import parse_sources
 
     for i, size in enumerate([9000, 8000, 300, 200, 100, 50]):
@@ -303,8 +304,8 @@ def test_tasks_balanced_across_processes(tmp_path):
     tasks = read_tasks(parse_sources([{"type": "text", "path": str(tmp_path / "*")}]), {}, 2)
     balanced = balance_tasks(tasks, 2)
     assert sorted(map(id, balanced)) == sorted(map(id, tasks))
-    halves = [sum(map(_task_bytes, part)) for part in (balanced[:4], balanced[4:])]
-    assert _task_bytes(balanced[0]) == 20_000 and min(halves) > 10_000  # not all big files in one half
+    halves = [sum(map(task_bytes, part)) for part in (balanced[:4], balanced[4:])]
+    assert task_bytes(balanced[0]) == 20_000 and min(halves) > 10_000  # not all big files in one half
     assert balance_tasks(tasks, 1) == tasks  # one process: file order kept
 
 
@@ -345,3 +346,16 @@ def test_streaming_is_lazy(built, tmp_path):
     with pytest.raises(UserError, match=r"z_broken.txt.gz: unreadable gzip"):
         list(corpus.train)  # reaching the broken file reports it
     assert list((tmp_path / "cache").glob("corpus-*")) == []  # streaming writes no packed cache
+
+
+def test_two_processes_give_the_same_corpus(built, tmp_path, monkeypatch):
+    """Reading and tokenizing in two worker processes: same documents and tokens as in-process."""
+    _, base = built
+    monkeypatch.setattr(prepare_module, "MIN_BYTES_PER_PROCESS", 1)
+    config = small_config(tmp_path / "cache", tokenizer=str(base.tokenizer_dir), batch_size=50)
+    config["sources"].append({"type": "text", "path": str(GATSBY)})
+    one = prepare_corpus(config).summary
+    two = prepare_corpus({**config, "num_proc": 2}).summary
+    for key in ("documents_in", "documents_kept", "duplicates", "validation_documents", "tokens_train"):
+        assert one[key] == two[key], key
+    assert abs(one["sequences_train"] - two["sequences_train"]) <= 2  # batch boundaries move a little

@@ -52,14 +52,14 @@ def balance_tasks(tasks: list[dict], num_proc: int) -> list[dict]:
     room = [base + (g < extra) for g in range(n_groups)]
     groups: list[list[dict]] = [[] for _ in range(n_groups)]
     loads = [0] * n_groups
-    for task in sorted(tasks, key=_task_bytes, reverse=True):
+    for task in sorted(tasks, key=task_bytes, reverse=True):
         g = min((g for g in range(n_groups) if len(groups[g]) < room[g]), key=lambda g: loads[g])
         groups[g].append(task)
-        loads[g] += _task_bytes(task)
+        loads[g] += task_bytes(task)
     return [task for group in groups for task in group]
 
 
-def _task_bytes(task: dict) -> int:
+def task_bytes(task: dict) -> int:
     """Uncompressed size estimate: a gzip file records it (mod 2^32) in its last four bytes."""
     if "files" not in task:
         return len(task["dataset"]) if hasattr(task["dataset"], "__len__") else 0

@@ -35,6 +35,7 @@ from bert_helu.data.documents import (
     balance_tasks,
     generate_documents,
     read_tasks,
+    task_bytes,
     unwrap_user_error,
 )
 from bert_helu.data.sources import Source, check_readable, file_digest, load_hub_source, parse_sources
@@ -42,7 +43,7 @@ from bert_helu.data.tokenizer import load_tokenizer, text_batches, tokenizer_dig
 from bert_helu.errors import UserError
 
 # Bump when a code change alters prepared data, so old caches are not reused.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 SUMMARY_FILE = "summary.json"
 MB = 1e6
 
@@ -152,7 +153,13 @@ def load_prepared(directory: Path, start: float, cache_hit: bool) -> PreparedCor
     )
 
 
-def _num_proc(n: int) -> int | None:
+# Below this much text per process, starting worker processes costs more than it saves.
+MIN_BYTES_PER_PROCESS = 16_000_000
+
+
+def _num_proc(configured: int, n_bytes: float, n_units: int) -> int | None:
+    """Processes worth using for ``n_bytes`` of text in ``n_units`` shardable pieces (None = in-process)."""
+    n = min(configured, n_units, max(1, int(n_bytes // MIN_BYTES_PER_PROCESS)))
     return n if n > 1 else None
 
 
@@ -170,7 +177,9 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
 
     work = out / "work"  # intermediate arrow files; removed before the directory is published
     options = CleaningOptions.from_config(cfg)
-    tasks = balance_tasks(read_tasks(sources, hub, shards_per_hub_source=cfg["num_proc"]), cfg["num_proc"])
+    tasks = read_tasks(sources, hub, shards_per_hub_source=cfg["num_proc"])
+    read_procs = _num_proc(cfg["num_proc"], sum(map(task_bytes, tasks)), len(tasks))
+    tasks = balance_tasks(tasks, read_procs or 1)
     features = Features(
         {
             "text": Value("string"),
@@ -185,7 +194,7 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
         features=features,
         gen_kwargs={"tasks": tasks, "options": options},
         cache_dir=str(work),
-        num_proc=_num_proc(min(cfg["num_proc"], len(tasks))),
+        num_proc=read_procs,
     )
     lap("read_clean")
 
@@ -224,11 +233,20 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
     tokenizer.save_pretrained(str(out / "tokenizer"))
     lap("tokenizer")
 
+    raw_bytes = columns["raw_bytes"]
     train, train_tokens = _tokenize_and_pack(
-        documents.select(train_weighted), tokenizer, cfg, f"{fingerprint}-train"
+        documents.select(train_weighted),
+        raw_bytes[train_weighted].sum(),
+        tokenizer,
+        cfg,
+        f"{fingerprint}-train",
     )
     validation, validation_tokens = _tokenize_and_pack(
-        documents.select(validation_docs), tokenizer, cfg, f"{fingerprint}-validation"
+        documents.select(validation_docs),
+        raw_bytes[validation_docs].sum(),
+        tokenizer,
+        cfg,
+        f"{fingerprint}-validation",
     )
     if len(validation) > cfg["max_validation_sequences"]:
         validation = validation.select(range(cfg["max_validation_sequences"]))
@@ -277,7 +295,7 @@ def _weighted(indices: np.ndarray, hashes: np.ndarray, weights: np.ndarray, seed
     return np.repeat(indices, counts)
 
 
-def _tokenize_and_pack(documents, tokenizer, cfg: dict, fingerprint: str):
+def _tokenize_and_pack(documents, n_bytes: float, tokenizer, cfg: dict, fingerprint: str):
     """Packed sequences of ``documents`` (in order) and the number of WordPiece tokens they had."""
     import pyarrow.compute as pc
     from datasets import Dataset
@@ -286,7 +304,7 @@ def _tokenize_and_pack(documents, tokenizer, cfg: dict, fingerprint: str):
 
     if len(documents) == 0:  # e.g. no document fell in the validation share
         return Dataset.from_dict({"input_ids": []}, features=sequence_features(cfg["seq_len"])), 0
-    num_proc = _num_proc(min(cfg["num_proc"], max(1, len(documents) // cfg["batch_size"])))
+    num_proc = _num_proc(cfg["num_proc"], n_bytes, -(-len(documents) // cfg["batch_size"]))
     tokens = documents.map(
         tokenize_batch,
         batched=True,
