@@ -157,7 +157,7 @@ def evaluate(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=
 
 def quantize_int8(model: nn.Module) -> nn.Module:
     """Post-training dynamic INT8 of every nn.Linear (weights int8, activations quantised per batch)."""
-    fp32 = copy.deepcopy(model).float().eval()
+    fp32 = copy.deepcopy(model).float().cpu().eval()  # dynamic quantised kernels are CPU-only
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices, once per model
         return torch.ao.quantization.quantize_dynamic(fp32, {nn.Linear}, dtype=torch.qint8)
@@ -249,7 +249,8 @@ def finetune(
         history.append({"epoch": epoch, "metrics": evaluate(model, eval_dls, task, accelerator)})
         log.info("%s %s seed %d epoch %d: %s", checkpoint, task.name, seed, epoch, history[-1]["metrics"])
 
-    unwrapped = accelerator.unwrap_model(model)
+    # without the autocast wrapper accelerate put on forward: the INT8 copy must run in fp32
+    unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     int8 = None
     if settings.int8:
         qmodel = quantize_int8(unwrapped)
