@@ -1,6 +1,6 @@
 """Pretraining curves of several runs side by side: validation MLM loss, FFN zeros and dead neurons.
 
-    .venv/bin/python scripts/plot_pretraining.py runs/replicate_cpu --output runs/replicate_cpu/tables/pretraining.png
+    .venv/bin/python scripts/plot_pretraining.py runs/replicate_cpu --output pretraining.png
 
 Reads ``<run>/metrics.jsonl`` of every run directory below the given folder (the pretrain program's
 JSONL log) and writes one PNG with three panels plus a JSON of the plotted series next to it.
