@@ -332,3 +332,26 @@ def test_train_step_skips_non_finite_gradients():
         for k in before
     )
     assert all(p.grad is None for p in model.parameters())  # and nothing leaks into the next step
+
+
+def test_wall_clock_budget_ends_the_run_and_drives_the_schedule(recipe, tmp_path):
+    out = tmp_path / "run"
+    args = [
+        "train.max_steps=0",
+        "train.budget_hours=0.0005",  # 1.8 s
+        "train.schedule_progress=time",
+        "train.scheduler=one_cycle",
+        "train.log_every_steps=1",
+        "telemetry.enabled=false",
+    ]
+    assert run("--config", recipe, "--activation", "relu", "--output-dir", out, *args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert 1.8 <= summary["train_time_s"] < 1.8 + 2.0  # stops at the first step boundary past the budget
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    lrs = [(r["train/elapsed_s"], r["train/lr"]) for r in rows if "train/lr" in r]
+    assert len(lrs) == summary["steps"] >= 3
+    values = [lr for _, lr in lrs]
+    top = values.index(max(values))
+    assert 0 < top < len(values) - 1  # one-cycle over the budget: rises, peaks mid-way, falls
+    assert values[:top] == sorted(values[:top]) and values[top:] == sorted(values[top:], reverse=True)
+    assert lrs[top][0] == pytest.approx(0.9, abs=0.5)  # the peak is near half of the 1.8 s budget
