@@ -3,6 +3,11 @@
     python -m pretrain --config configs/pretrain/demo.yaml --activation helu:alpha=0.05 --output-dir runs/x
     accelerate launch -m pretrain --config ... train.max_steps=200 train.budget_hours=0.5
 
+Data-parallel on N CPU processes (gloo): ``torchrun --nproc_per_node N -m pretrain ...`` or
+``accelerate launch --multi_gpu --num_processes N -m pretrain ...`` (on a machine without GPUs that
+is accelerate's torch.distributed launcher; ``accelerate launch --cpu --num_processes N`` starts ONE
+process unless given an MPI hostfile). summary.json records ``num_processes``.
+
 Extra ``dotted.key=value`` arguments override the recipe. Running the same command again with the
 same --output-dir resumes from the newest checkpoint. The run ends with ``<output-dir>/final/``
 (a Hugging Face checkpoint with tokenizer) and ``<output-dir>/summary.json``.
