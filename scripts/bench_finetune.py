@@ -1,7 +1,7 @@
 """Fine-tuning throughput: our loop (``python -m finetune``) vs the Hugging Face Trainer as run_glue uses it.
 
     python scripts/bench_finetune.py --task sst2 --glue-dir ../shared/data/glue_data --examples 256 \\
-        --rounds 2 --output results/bench/bench_finetune.json   # default checkpoint: MiniLM-L6
+        --rounds 2 --threads 1   # default checkpoint: MiniLM-L6; JSON: docs/bench_finetune.json
 
 Both sides train the same model (loaded with its training activation) on the same examples with the same
 optimiser settings (AdamW, lr 4e-5, batch 16, cosine, 10% warm-up), one epoch, same torch threads.
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--output", default="results/bench/bench_finetune.json")
+    parser.add_argument("--output", default="docs/bench_finetune.json")
     args = parser.parse_args()
 
     import datasets
