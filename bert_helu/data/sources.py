@@ -66,11 +66,9 @@ class Source:
 
     @property
     def label(self) -> str:
-        return (
-            f"hub:{self.name}" + (f"/{self.config}" if self.config else "")
-            if self.type == "hub"
-            else self.path
-        )
+        if self.type != "hub":
+            return self.path
+        return f"hub:{self.name}" + (f"/{self.config}" if self.config else "")
 
     def identity(self) -> dict:
         """What of this source (besides file content) determines the documents it yields."""
