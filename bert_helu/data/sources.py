@@ -17,7 +17,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bert_helu.errors import UserError
@@ -62,7 +62,6 @@ class Source:
     revision: str | None = None
     weight: float = 1.0
     max_docs: int | None = None
-    options: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
