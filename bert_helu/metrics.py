@@ -6,6 +6,8 @@ functions it calls: sklearn's accuracy/f1/MCC and scipy's Pearson/Spearman.)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -26,7 +28,9 @@ def compute_metrics(names, predictions, labels) -> dict[str, float]:
         raise ValueError(f"predictions {preds.shape} and labels {labels.shape} must be equal, non-empty")
     out = {}
     for name in names:
-        value = float(METRICS[name](preds, labels))
+        with warnings.catch_warnings():  # scipy/sklearn warn on constant input; handled just below
+            warnings.simplefilter("ignore")
+            value = float(METRICS[name](preds, labels))
         # a constant prediction makes a correlation undefined (nan); GLUE-style reports call that 0
         out[name] = 0.0 if np.isnan(value) else value
     return out
