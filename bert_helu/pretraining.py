@@ -108,6 +108,43 @@ def check_identity(found: dict, expected: dict, where: Path) -> None:
     raise UserError(f"{where} belongs to a different run ({what}); use another --output-dir")
 
 
+def check_values(cfg) -> None:
+    """Values load_config cannot judge by type alone (it checks keys and types)."""
+    tr, tel = cfg["train"], cfg["telemetry"]
+    rules = [
+        ("train.max_steps", tr["max_steps"] >= 0, ">= 0"),
+        ("train.budget_hours", tr["budget_hours"] >= 0, ">= 0"),
+        ("train.lr", tr["lr"] > 0, "> 0"),
+        (
+            "train.betas",
+            len(tr["betas"]) == 2 and all(0 <= b < 1 for b in tr["betas"]),
+            "two numbers in [0, 1)",
+        ),
+        ("train.eps", tr["eps"] > 0, "> 0"),
+        ("train.weight_decay", tr["weight_decay"] >= 0, ">= 0"),
+        ("train.grad_clip", tr["grad_clip"] >= 0, ">= 0 (0: no clipping)"),
+        ("train.mlm_probability", 0 < tr["mlm_probability"] < 1, "in (0, 1)"),
+        ("train.max_bad_steps", tr["max_bad_steps"] >= 1, ">= 1"),
+        ("train.keep_checkpoints", tr["keep_checkpoints"] >= 1, ">= 1"),
+        ("train.log_every_steps", tr["log_every_steps"] >= 1, ">= 1"),
+        ("train.eval_every_steps", tr["eval_every_steps"] >= 0, ">= 0 (0: only at the end)"),
+        ("train.eval_batches", tr["eval_batches"] >= 1, ">= 1"),
+        ("train.checkpoint_every_steps", tr["checkpoint_every_steps"] >= 0, ">= 0"),
+        ("train.checkpoint_every_minutes", tr["checkpoint_every_minutes"] >= 0, ">= 0"),
+        ("train.cpu_threads", tr["cpu_threads"] >= 0, ">= 0"),
+        ("telemetry.every", tel["every"] >= 0, ">= 0"),
+        (
+            "telemetry.window",
+            tel["window"] >= 1 and tel["window"] <= max(tel["every"], 1),
+            "in [1, telemetry.every]",
+        ),
+        ("telemetry.histogram_every", tel["histogram_every"] >= 0, ">= 0"),
+    ]
+    for name, ok, expected in rules:
+        if not ok:
+            raise UserError(f"{name} must be {expected}")
+
+
 # ----------------------------------------------------------------------------- batch sizes
 
 

@@ -42,6 +42,7 @@ from bert_helu.pretraining import (
     BudgetClock,
     GlobalBatches,
     SparseMLM,
+    check_values,
     count_masked,
     evaluate,
     make_optimizer,
@@ -74,6 +75,7 @@ def main(argv=None):
     cfg = load_config(PRETRAIN_DEFAULTS, args.config, overrides)
     tr = cfg.train
     parse_spec(cfg.activation)  # a typo fails now, not after the corpus is prepared
+    check_values(cfg)
     schedule = Schedule(tr.scheduler, tr.warmup_fraction, tr.min_lr_ratio, tr.schedule_progress)
     if cfg.model.init_from and not cfg.data.tokenizer:
         cfg.data.tokenizer = str(cfg.model.init_from)  # the vocabulary must be the checkpoint's

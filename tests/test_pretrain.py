@@ -177,6 +177,8 @@ def test_finished_run_is_not_redone(recipe, tmp_path, capsys):
         (["train.scheduler=wavy"], "unknown scheduler 'wavy'"),
         (["train.mixed_precision=fp8"], "mixed_precision must be"),
         (["train.max_steps=0"], "set train.max_steps or train.budget_hours"),
+        (["train.budget_hours=-1"], "train.budget_hours must be >= 0"),
+        (["train.mlm_probability=1.5"], "train.mlm_probability must be in (0, 1)"),
     ],
 )
 def test_bad_input_is_one_line_error(recipe, tmp_path, capsys, argv, message):
