@@ -147,7 +147,7 @@ def main(argv=None):
                          after_ft.get("zero_fraction"), after_ft.get("dead_fraction")])  # fmt: skip
     headers = ["checkpoint", "task", "seeds", "dev metrics (mean over seeds)", "zeros before FT",
                "zeros after FT", "dead after FT"]  # fmt: skip
-    markdown = f"Relufication of `{source.name}`\n\n" + markdown_table(headers, rows)
+    markdown = f"Relufication of `{source}`\n\n" + markdown_table(headers, rows)
     paths = write_outputs(out, "relufy", report, markdown)
     print(markdown)
     print(f"wrote {paths['json']} and {paths['markdown']}")
