@@ -7,7 +7,9 @@
 # Every stage skips what is already done: pretraining resumes from its last checkpoint (same output dir),
 # fine-tuning skips runs whose results.json exists, tables and stats are cheap and always rewritten.
 # Knobs (environment): OUT, BUDGET_HOURS (wall clock per model, the same for every activation),
-# SEEDS, TASKS, MAX_TRAIN (fine-tuning examples per task), ACTIVATIONS ("name=spec ...").
+# SEEDS, TASKS, MAX_TRAIN (fine-tuning examples per task), ACTIVATIONS ("name=spec ..."), and STEPS: when
+# set, every model trains exactly STEPS steps with a step-driven schedule instead of the wall-clock budget
+# (the fair choice on a machine shared with other jobs, where a wall-clock budget buys different compute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,9 +39,14 @@ if has_stage pretrain; then
   for pair in $ACTIVATIONS; do
     name=${pair%%=*}; spec=${pair#*=}
     if [[ -f $OUT/$name/summary.json ]]; then echo "pretrain $name: done"; continue; fi
-    say "pretrain $name ($spec), budget ${BUDGET_HOURS} h"
+    say "pretrain $name ($spec), budget ${STEPS:-} steps / ${BUDGET_HOURS} h"
+    if [[ -n ${STEPS:-} ]]; then
+      budget=(train.max_steps="$STEPS" train.schedule_progress=steps train.budget_hours=0)
+    else
+      budget=(train.budget_hours="$BUDGET_HOURS")
+    fi
     $PY -m pretrain --config "$PRETRAIN_CONFIG" --activation "$spec" --output-dir "$OUT/$name" \
-      train.budget_hours="$BUDGET_HOURS" logging.progress_bar=false
+      "${budget[@]}" logging.progress_bar=false
   done
 fi
 
