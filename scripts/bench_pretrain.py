@@ -288,6 +288,26 @@ def compare_activations(args, results, hidden, layers, key):
     results[key] = {"model": model_sizes(hidden, layers, args.seq_len), "rows": rows}
 
 
+def interleaved_activations(corpus, args, results):
+    """GELU/ReLU/HeLU steps alternated in one process: load drift on a shared machine hits all three."""
+    sizes = model_sizes(args.mfu_hidden, args.layers, args.seq_len)
+    loops = {act: OurLoop(corpus, sizes, act, args.batch) for act in ("gelu", "relu", "helu:alpha=0.05")}
+    for loop in loops.values():
+        loop.run_step()  # warm-up
+    times = {act: [] for act in loops}
+    for _ in range(args.repeats * args.steps):
+        for act, loop in loops.items():
+            times[act].append(_timed(loop.run_step))
+    relu = statistics.median(times["relu"])
+    results["activations_interleaved"] = {
+        "model": sizes,
+        "rows": {
+            act: {"median_step_s": statistics.median(t), "step_s": t, "vs_relu": statistics.median(t) / relu}
+            for act, t in times.items()
+        },
+    }
+
+
 def telemetry_overhead(corpus, args, results):
     sizes = model_sizes(args.hidden, args.layers, args.seq_len)
     loops = {
@@ -357,6 +377,19 @@ def markdown(results: dict, command: str) -> str:
                 f"{row['saved_for_backward_mb']:.0f} | {row['peak_rss_mb']:.0f} | "
                 f"{row['achieved_gflops']:.1f} | {row['mfu']:.0%} |"
             )
+    if "activations_interleaved" in results:
+        inter = results["activations_interleaved"]
+        lines += [
+            "",
+            f"Same comparison with the three models' steps interleaved in one process "
+            f"({len(next(iter(inter['rows'].values()))['step_s'])} steps each), so that load from other "
+            "jobs hits all three alike:",
+            "",
+            "| activation | s/step (median) | vs ReLU |",
+            "|---|---:|---:|",
+        ]
+        for act, row in inter["rows"].items():
+            lines.append(f"| {act} | {row['median_step_s']:.3f} | {row['vs_relu']:.3f} |")
     if "telemetry" in results:
         lines += [
             "",
@@ -388,7 +421,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--activation-repeats", type=int, default=2, help="fresh processes per activation")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["trainer", "activations", "telemetry"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["trainer", "activations", "interleaved", "telemetry"]
+    )
     parser.add_argument("--out", default="docs/bench_pretrain.json")
     parser.add_argument("--markdown", default="docs/bench_pretrain.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -418,6 +453,8 @@ def main():
         compare_with_trainer(corpus, args, results)
     if "activations" not in args.skip:
         compare_activations(args, results, args.mfu_hidden, args.layers, "activations")
+    if "interleaved" not in args.skip:
+        interleaved_activations(corpus, args, results)
     if "telemetry" not in args.skip:
         telemetry_overhead(corpus, args, results)
     results["machine"]["load_average_at_end"] = os.getloadavg()
