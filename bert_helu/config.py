@@ -85,6 +85,11 @@ def _coerce(name: str, default, value, source: str):
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(default, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads 5e-5 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if isinstance(default, list):
         if not isinstance(value, list):
             value = [value]
