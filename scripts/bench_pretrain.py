@@ -326,6 +326,26 @@ def telemetry_overhead(corpus, args, results):
     }
 
 
+def _trainer_table(results: dict) -> list[str]:
+    vt = results["vs_trainer"]
+    m = vt["model"]
+    lines = ["## Our loop vs the Hugging Face Trainer", ""]
+    lines += [
+        f"BERT {m['num_hidden_layers']} layers x {m['hidden_size']} (FFN {m['intermediate_size']}), "
+        f"vocabulary {vt['vocab']:,}, GELU, batch {results['args']['batch']} x "
+        f"{results['args']['seq_len']} tokens, "
+        f"{results['args']['repeats']} repeats x {results['args']['steps']} timed steps; median.",
+        "",
+        "| loop | s/step (median) | tokens/s | vs Trainer |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, row in vt["rows"].items():
+        lines.append(
+            f"| {name} | {row['median_step_s']:.3f} | {row['tokens_per_s']:,.0f} | {row['vs_trainer']:.2f}x |"
+        )
+    return lines
+
+
 def markdown(results: dict, command: str) -> str:
     lines = [
         "# Pretraining benchmark",
@@ -341,24 +361,9 @@ def markdown(results: dict, command: str) -> str:
         f"Matmul peak (torch.mm 2048x2048 fp32, best of 5): {results['matmul_peak_flops'] / 1e9:.1f} "
         "GFLOP/s.",
         "",
-        "## Our loop vs the Hugging Face Trainer",
-        "",
     ]
-    vt = results["vs_trainer"]
-    m = vt["model"]
-    lines += [
-        f"BERT {m['num_hidden_layers']} layers x {m['hidden_size']} (FFN {m['intermediate_size']}), "
-        f"vocabulary {vt['vocab']:,}, GELU, batch {results['args']['batch']} x "
-        f"{results['args']['seq_len']} tokens, "
-        f"{results['args']['repeats']} repeats x {results['args']['steps']} timed steps; median.",
-        "",
-        "| loop | s/step (median) | tokens/s | vs Trainer |",
-        "|---|---:|---:|---:|",
-    ]
-    for name, row in vt["rows"].items():
-        lines.append(
-            f"| {name} | {row['median_step_s']:.3f} | {row['tokens_per_s']:,.0f} | {row['vs_trainer']:.2f}x |"
-        )
+    if "vs_trainer" in results:
+        lines += _trainer_table(results)
     for key, title in (("activations", "GELU vs ReLU vs HeLU, and MFU"),):
         if key not in results:
             continue
