@@ -12,6 +12,7 @@ from bert_helu.modeling import activation_of, bert_config, build_classifier, bui
 
 STOCK_LOAD = """
 import sys, json, torch, transformers
+torch.set_num_threads(1)  # the same reduction order as the test's own forward
 assert not any(m.startswith("bert_helu") for m in sys.modules)
 model = transformers.AutoModelForMaskedLM.from_pretrained(sys.argv[1]).eval()
 ids = torch.tensor(json.loads(sys.argv[2]))
@@ -45,8 +46,13 @@ def test_checkpoint_loads_in_stock_transformers_with_identical_logits(tmp_path, 
     subprocess.run(
         [sys.executable, "-c", STOCK_LOAD, str(tmp_path / "ckpt"), json.dumps(ids), str(out)], check=True
     )
-    with torch.no_grad():
-        ours = model(input_ids=torch.tensor(ids)).logits
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            ours = model(input_ids=torch.tensor(ids)).logits
+    finally:
+        torch.set_num_threads(threads)
     assert torch.equal(torch.load(out, weights_only=True), ours)
 
 
