@@ -29,12 +29,13 @@ from bert_helu.data.glue import (
 )
 from bert_helu.errors import UserError
 from bert_helu.finetuning import TRAIN_DEFAULTS, RunSettings, finetune
+from bert_helu.precision import resolve_mixed_precision
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
     "seeds": [42],
-    "mixed_precision": "no",  # "bf16": bf16 autocast through accelerate (CPU or GPU)
+    "mixed_precision": "auto",  # auto | no | bf16 | fp16, resolved as in pretraining (bf16 only where native)
     "save_model": False,  # fine-tuned models are large; results.json is what the tables need
     "int8": False,
     "tokenizer": None,  # default: the checkpoint's own tokenizer files
@@ -163,7 +164,8 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
             "%d of %d runs already finished; running the other %d", report.skipped_done, len(runs), len(todo)
         )
 
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    precision = resolve_mixed_precision(cfg.mixed_precision, key="mixed_precision")
+    accelerator = Accelerator(mixed_precision=precision)
     data_cache: dict[str, GlueSplits | UserError] = {}
     # over the whole batch: runs done / total, and the ETA of the rest
     only_main = not accelerator.is_main_process
@@ -179,7 +181,7 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
         try:
             # a fresh Accelerator per run: it holds references to its prepared model/optimizer, and
             # dropping it frees them without accelerate's free_memory (a full gc.collect, seconds)
-            run_accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+            run_accelerator = Accelerator(mixed_precision=precision)
             outcome_files = _one_run(run, cfg, output_dir, glue_dir, data_cache, run_accelerator)
             report.finished.append(str(run))
             bar.write(f"done {run}: " + "; ".join(outcome_files))

@@ -169,24 +169,6 @@ def plan_batches(global_batch: int, micro_batch: int, world_size: int) -> BatchP
     return BatchPlan(global_batch, micro_batch, global_batch // per_step, world_size)
 
 
-def resolve_mixed_precision(setting: str) -> str:
-    """``auto``: bf16/fp16 on GPU; bf16 on CPUs with native bf16 matmul (AVX512-BF16/AMX), else fp32.
-
-    On a CPU without native bf16 (AVX2 only) bf16 autocast converts every operand and runs slower.
-    """
-    if setting not in ("auto", "no", "bf16", "fp16"):
-        raise UserError(f"train.mixed_precision must be auto, no, bf16 or fp16, got {setting!r}")
-    if setting != "auto":
-        return setting
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "no"
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
-
-
 # ------------------------------------------------------------------------------- the model
 
 

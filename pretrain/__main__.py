@@ -36,6 +36,7 @@ from bert_helu.modeling import (
     save_model,
     set_activation,
 )
+from bert_helu.precision import resolve_mixed_precision
 from bert_helu.pretraining import (
     PRETRAIN_DEFAULTS,
     BadStepGuard,
@@ -47,7 +48,6 @@ from bert_helu.pretraining import (
     evaluate,
     make_optimizer,
     plan_batches,
-    resolve_mixed_precision,
     run_identity,
     set_lr,
     train_step,
