@@ -10,15 +10,17 @@
 # SEEDS, TASKS, MAX_TRAIN (fine-tuning examples per task), ACTIVATIONS ("name=spec ..."), and STEPS: when
 # set, every model trains exactly STEPS steps with a step-driven schedule instead of the wall-clock budget
 # (the fair choice on a machine shared with other jobs, where a wall-clock budget buys different compute).
+# To share a machine fairly, pin the whole study to cores of its own, e.g.
+#   OMP_NUM_THREADS=1 taskset -c 0 bash scripts/replicate_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/replicate_cpu}
-BUDGET_HOURS=${BUDGET_HOURS:-0.3}
+BUDGET_HOURS=${BUDGET_HOURS:-0.25}
 SEEDS=${SEEDS:-"42 43 44"}
 TASKS=${TASKS:-cola,sst2,mrpc,stsb,rte,wnli}
-MAX_TRAIN=${MAX_TRAIN:-2000}
+MAX_TRAIN=${MAX_TRAIN:-1000}
 GLUE_DIR=${GLUE_DIR:-../shared/data/glue_data}
 ACTIVATIONS=${ACTIVATIONS:-"gelu=gelu relu=relu helu-0.05=helu:alpha=0.05 helu-1=helu:alpha=1"}
 STAGES=${STAGES:-"corpus pretrain finetune tables stats"}

@@ -4,6 +4,8 @@ one line on stderr with exit status 2 (run in-process: the program's ``main`` ta
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from conftest import REPO
@@ -51,3 +53,20 @@ def test_prepare_only_bad_input_is_one_line(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "missing/*.txt: no such file" in err[-1]
+
+
+def test_prepare_only_cache_hit_never_imports_torch(tmp_path):
+    # The "< 5 s cache hit" goal is mostly import time: torch alone costs ~3 s to import here.
+    args = ["--config", str(DEMO), "--prepare-only", *overrides(tmp_path / "cache")]
+    assert pretrain_main(args) == 0  # build the cache in this process
+    probe = (
+        "import sys; from pretrain.__main__ import main; code = main(sys.argv[1:]); "
+        "heavy = sorted(m for m in ('torch', 'accelerate', 'transformers') if m in sys.modules); "
+        "print('HEAVY', heavy); sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cache hit" in done.stdout
+    assert "HEAVY []" in done.stdout

@@ -217,7 +217,7 @@ def test_corrupt_checkpoint_is_refused(recipe, tmp_path, capsys):
 
 
 def test_non_finite_steps_are_skipped_then_abort(recipe, tmp_path, capsys, monkeypatch):
-    import pretrain.__main__ as program
+    import pretrain.train as program
 
     class PoisonedMLM(SparseMLM):
         def forward(self, *args, **kwargs):
@@ -233,7 +233,7 @@ def test_non_finite_steps_are_skipped_then_abort(recipe, tmp_path, capsys, monke
 
 def test_init_from_checkpoint_swaps_activation_and_uses_its_tokenizer(recipe, tmp_path, corpus_cache):
     from bert_helu.data import prepare_corpus
-    from pretrain.__main__ import PRETRAIN_DEFAULTS  # noqa: F401 - the program's defaults are importable
+    from bert_helu.recipe import PRETRAIN_DEFAULTS  # noqa: F401 - the recipe keys are importable
 
     corpus = prepare_corpus(yaml.safe_load(recipe.read_text())["data"])
     source = build_mlm_model(bert_config(TINY_BERT, "gelu", vocab_size=len(corpus.tokenizer)))

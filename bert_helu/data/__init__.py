@@ -9,7 +9,6 @@ and MLM masking for the loop. ``bert_helu.data.glue`` (GLUE tasks) lives beside 
 from pathlib import Path
 
 from bert_helu.data.defaults import DATA_DEFAULTS
-from bert_helu.data.masking import MLMMasker
 from bert_helu.data.prepare import PreparedCorpus, format_summary, prepare_corpus
 
 # A small attributed slice of the real corpus (Wikipedia + Project Gutenberg), shipped for the
@@ -34,3 +33,12 @@ __all__ = [
     "prepare_corpus",
     "sample_corpus_sources",
 ]
+
+
+def __getattr__(name):
+    # MLMMasker needs torch; importing it lazily keeps a corpus cache hit free of torch's import time.
+    if name == "MLMMasker":
+        from bert_helu.data.masking import MLMMasker
+
+        return MLMMasker
+    raise AttributeError(f"module 'bert_helu.data' has no attribute {name!r}")

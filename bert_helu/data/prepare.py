@@ -54,10 +54,18 @@ class PreparedCorpus:
 
     train: object  # datasets.Dataset (IterableDataset when streaming)
     validation: object  # datasets.Dataset
-    tokenizer: object  # transformers.PreTrainedTokenizerFast
     tokenizer_dir: Path
     summary: dict
     fingerprint: str
+    loaded_tokenizer: object = None
+
+    @property
+    def tokenizer(self):
+        """The ``transformers.PreTrainedTokenizerFast``, loaded on first use: importing transformers'
+        tokenizers pulls in torch (~3 s), which a cache check (``--prepare-only``) does not need."""
+        if self.loaded_tokenizer is None:
+            self.loaded_tokenizer = load_tokenizer(self.tokenizer_dir)
+        return self.loaded_tokenizer
 
 
 def prepare_corpus(data_cfg) -> PreparedCorpus:
@@ -141,16 +149,13 @@ def load_prepared(directory: Path, start: float, cache_hit: bool) -> PreparedCor
     from datasets import load_from_disk
 
     summary = json.loads((directory / SUMMARY_FILE).read_text())
-    tokenizer = load_tokenizer(directory / "tokenizer")
     train = load_from_disk(str(directory / "train"))
     validation = load_from_disk(str(directory / "validation"))
     summary["cache_hit"] = cache_hit
     summary["cache_path"] = str(directory)
     if cache_hit:
         summary["load_time_s"] = round(time.perf_counter() - start, 2)
-    return PreparedCorpus(
-        train, validation, tokenizer, directory / "tokenizer", summary, summary["fingerprint"]
-    )
+    return PreparedCorpus(train, validation, directory / "tokenizer", summary, summary["fingerprint"])
 
 
 # Below this much text per process, starting worker processes costs more than it saves.

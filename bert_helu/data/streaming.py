@@ -109,7 +109,7 @@ def prepare_streaming(cfg: dict, sources: list[Source], start: float):
         "cache_hit": False,
         "wall_time_s": round(time.perf_counter() - start, 2),
     }
-    return PreparedCorpus(train, validation, tokenizer, tokenizer_dir, summary, fingerprint)
+    return PreparedCorpus(train, validation, tokenizer_dir, summary, fingerprint, loaded_tokenizer=tokenizer)
 
 
 def _validation_sequences(cfg: dict, split_kwargs: dict, tokenizer) -> np.ndarray:
