@@ -3,7 +3,8 @@
     .venv/bin/python scripts/plot_pretraining.py runs/replicate_cpu --output pretraining.png
 
 Reads ``<run>/metrics.jsonl`` of every run directory below the given folder (the pretrain program's
-JSONL log) and writes one PNG with three panels plus a JSON of the plotted series next to it.
+JSONL log) and writes one PNG with three panels, a JSON of the plotted series next to it, and a
+Markdown table of the finished runs' ``summary.json`` (steps, tokens, losses, time, FFN statistics).
 """
 
 from __future__ import annotations
@@ -34,6 +35,29 @@ def read_series(metrics_file: Path) -> dict[str, list[tuple[float, float]]]:
     return series
 
 
+def summary_table(runs_dir: Path) -> str:
+    """One row per finished run: what it was given (time, steps, tokens) and where it ended."""
+    rows = [
+        "| run | steps | tokens seen | train time | tokens/s | val MLM loss (step 0 -> end) "
+        "| FFN zeros | dead neurons (window) |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for summary_file in sorted(runs_dir.glob("*/summary.json")):
+        s = json.loads(summary_file.read_text())
+        first = next(
+            (v for step, v in read_series(summary_file.parent / "metrics.jsonl")["val/loss"] if step == 0),
+            float("nan"),
+        )
+        tel = s.get("telemetry") or {}
+        rows.append(
+            f"| {summary_file.parent.name} | {s['steps']:,} | {s['tokens_seen']:,} "
+            f"| {s['train_time_s']:.0f} s | {s['tokens_per_s']:,.0f} "
+            f"| {first:.2f} -> {s['final_validation_loss']:.3f} "
+            f"| {tel.get('zero_fraction', float('nan')):.1%} | {tel.get('dead_fraction', float('nan')):.1%} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,7 +82,8 @@ def main():
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=120)
     args.output.with_suffix(".json").write_text(json.dumps(runs, indent=1))
-    print(f"wrote {args.output}")
+    args.output.with_suffix(".md").write_text(summary_table(args.runs))
+    print(f"wrote {args.output} (+ .json, .md)")
 
 
 if __name__ == "__main__":
