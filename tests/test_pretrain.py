@@ -357,3 +357,21 @@ def test_wall_clock_budget_ends_the_run_and_drives_the_schedule(recipe, tmp_path
     assert 0 < top < len(values) - 1  # one-cycle over the budget: rises, peaks mid-way, falls
     assert values[:top] == sorted(values[:top]) and values[top:] == sorted(values[top:], reverse=True)
     assert lrs[top][0] == pytest.approx(0.9, abs=0.5)  # the peak is near half of the 1.8 s budget
+
+
+def test_plot_pretraining_summarises_finished_runs(recipe, tmp_path):
+    import runpy
+
+    from conftest import REPO
+
+    runs = tmp_path / "runs"
+    for activation in ("relu", "helu:alpha=0.05"):
+        name = activation.replace(":alpha=", "-")
+        assert run("--config", recipe, "--activation", activation, "--output-dir", runs / name) == 0
+    plot = runpy.run_path(str(REPO / "scripts" / "plot_pretraining.py"))
+    table = plot["summary_table"](runs).splitlines()
+    assert [row.split("|")[1].strip() for row in table[2:]] == ["helu-0.05", "relu"]
+    for row in table[2:]:
+        summary = json.loads((runs / row.split("|")[1].strip() / "summary.json").read_text())
+        assert f"| {summary['steps']:,} | {summary['tokens_seen']:,} |" in row
+        assert f"-> {summary['final_validation_loss']:.3f}" in row
