@@ -2,7 +2,9 @@
 
 Every program declares its defaults as a nested dict; a key the defaults do not have is a typo and
 is refused, as is a value whose type does not match the default's (ints are accepted for floats).
-A default of ``None`` accepts any value; a default that is a list accepts any list.
+A default of ``None`` accepts any value; a default that is a list accepts any list; a default of
+``{}`` is an open mapping (per-task settings, say) whose keys the program checks itself: the file and
+the command line both add to it (``tasks.sst2.epochs=2`` keeps the file's other sst2 keys).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def _wrap(value):
 
 def load_config(defaults: dict, path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     cfg = copy.deepcopy(defaults)
+    open_mappings = _open_mappings(defaults)
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -46,7 +49,7 @@ def load_config(defaults: dict, path: str | Path | None = None, overrides: list[
             raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(loaded, dict):
             raise UserError(f"{path}: a recipe must be a mapping of keys to values")
-        _merge(cfg, loaded, source=str(path))
+        _merge(cfg, loaded, str(path), open_mappings)
     for item in overrides:
         key, eq, raw = item.partition("=")
         if not eq or not key:
@@ -57,13 +60,26 @@ def load_config(defaults: dict, path: str | Path | None = None, overrides: list[
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
-        _merge(cfg, nested, source="command line")
+        _merge(cfg, nested, "command line", open_mappings)
     return _wrap(cfg)
 
 
-def _merge(base: dict, new: dict, source: str, prefix: str = "") -> None:
+def _open_mappings(defaults: dict, prefix: str = "") -> set[str]:
+    names = set()
+    for key, value in defaults.items():
+        if isinstance(value, dict):
+            names |= {f"{prefix}{key}"} if not value else _open_mappings(value, f"{prefix}{key}.")
+    return names
+
+
+def _merge(base: dict, new: dict, source: str, open_mappings: set[str], prefix: str = "") -> None:
     for key, value in new.items():
         name = f"{prefix}{key}"
+        if name in open_mappings:
+            if not isinstance(value, dict):
+                raise UserError(f"{source}: {name!r} must be a mapping")
+            _deep_update(base[key], value)
+            continue
         if key not in base:
             known = ", ".join(sorted(f"{prefix}{k}" for k in base))
             raise UserError(f"{source}: unknown config key {name!r} (known here: {known})")
@@ -71,9 +87,17 @@ def _merge(base: dict, new: dict, source: str, prefix: str = "") -> None:
         if isinstance(default, dict) and default:
             if not isinstance(value, dict):
                 raise UserError(f"{source}: {name!r} must be a mapping")
-            _merge(default, value, source, prefix=f"{name}.")
+            _merge(default, value, source, open_mappings, prefix=f"{name}.")
             continue
         base[key] = _coerce(name, default, value, source)
+
+
+def _deep_update(base: dict, new: dict) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
 
 
 def _coerce(name: str, default, value, source: str):

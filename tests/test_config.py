@@ -37,3 +37,18 @@ def test_bad_files(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_config(DEFAULTS, bad)
+
+
+def test_open_mapping_takes_keys_from_file_and_command_line(tmp_path):
+    defaults = {**DEFAULTS, "tasks": {}}
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("tasks:\n  sst2: {epochs: 2}\n  rte: {lr: 1.0e-5}\n")
+    cfg = load_config(defaults, recipe, ["tasks.sst2.max_train_examples=20000", "tasks.cola.epochs=5"])
+    assert cfg.tasks == {
+        "sst2": {"epochs": 2, "max_train_examples": 20000},  # the file's sst2 keys are kept
+        "rte": {"lr": 1.0e-5},
+        "cola": {"epochs": 5},
+    }
+    assert cfg.tasks.sst2.epochs == 2 and defaults["tasks"] == {}
+    with pytest.raises(UserError, match="'tasks' must be a mapping"):
+        load_config(defaults, None, ["tasks=3"])
