@@ -1,4 +1,4 @@
-"""The pieces of the pretraining loop; ``pretrain/__main__.py`` puts them together in order.
+"""The pieces of the pretraining loop; ``pretrain/train.py`` puts them together in order.
 
 - ``SparseMLM``: BERT encoder + MLM head on the masked positions only (the head's vocab-sized
   projection is the most expensive matmul of a small BERT; 85% of its rows are thrown away anyway).
