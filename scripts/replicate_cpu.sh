@@ -62,13 +62,7 @@ fi
 
 if has_stage tables; then
   say "tables"
-  mkdir -p "$OUT/tables"
-  for average in paper glue cramming; do
-    $PY -m glue_eval table "$OUT/glue" --format md --average "$average" --output "$OUT/tables/glue-$average.md"
-  done
-  $PY -m glue_eval table "$OUT/glue" --format csv --average paper --output "$OUT/tables/glue-paper.csv"
-  $PY -m glue_eval table "$OUT/glue" --format latex --average paper --output "$OUT/tables/glue-paper.tex"
-  $PY -m glue_eval table "$OUT/glue" --format md --delta int8 --output "$OUT/tables/int8-delta.md"
+  PY=$PY bash scripts/glue_tables.sh "$OUT/glue" "$OUT/tables"
   $PY scripts/plot_pretraining.py "$OUT" --output "$OUT/tables/pretraining.png"
 fi
 

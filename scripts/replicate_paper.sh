@@ -43,10 +43,5 @@ done
 "${LAUNCH[@]}" finetune --config configs/finetune/glue-sane.yaml --tasks all --seeds $SEEDS \
   --output-dir "$OUT/glue" --int8 mixed_precision=bf16 --checkpoints "${checkpoints[@]}"
 
-mkdir -p "$OUT/tables"
-for average in paper glue cramming; do
-  $PY -m glue_eval table "$OUT/glue" --format md --average "$average" --output "$OUT/tables/table2-$average.md"
-done
-$PY -m glue_eval table "$OUT/glue" --format latex --average paper --output "$OUT/tables/table2.tex"
-$PY -m glue_eval table "$OUT/glue" --format md --delta int8 --output "$OUT/tables/table3-int8.md"
+PY=$PY bash scripts/glue_tables.sh "$OUT/glue" "$OUT/tables"
 echo "tables in $OUT/tables"
