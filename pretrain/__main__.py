@@ -43,9 +43,7 @@ def main(argv=None):
     cfg = load_config(PRETRAIN_DEFAULTS, args.config, overrides)
     tr = cfg.train
     check_values(cfg)
-    Schedule(
-        tr.scheduler, tr.warmup_fraction, tr.min_lr_ratio, tr.schedule_progress
-    )  # a bad schedule fails before any work
+    schedule = Schedule(tr.scheduler, tr.warmup_fraction, tr.min_lr_ratio, tr.schedule_progress)
     if cfg.model.init_from and not cfg.data.tokenizer:
         cfg.data.tokenizer = str(cfg.model.init_from)  # the vocabulary must be the checkpoint's
     if args.prepare_only:
@@ -53,9 +51,12 @@ def main(argv=None):
         return 0
     if not args.output_dir:
         raise UserError("--output-dir is required")
+    if not (tr.max_steps or tr.budget_hours):
+        raise UserError("set train.max_steps or train.budget_hours (or both): a run needs an end")
+    schedule.progress_of(0, tr.max_steps, 0.0, tr.budget_hours * 3600)  # fails early if it cannot be computed
     from pretrain.train import train  # torch & co. load only now: a --prepare-only cache hit stays fast
 
-    return train(cfg, args.output_dir)
+    return train(cfg, args.output_dir, schedule)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from accelerate.utils import set_seed
 
 from bert_helu.activations import parse_spec
 from bert_helu.data import MLMMasker, format_summary, prepare_corpus
-from bert_helu.errors import UserError
 from bert_helu.modeling import (
     activation_of,
     bert_config,
@@ -43,15 +42,11 @@ from bert_helu.run_files import RunFiles, StopSignals, sync_scalars, tracker_nam
 from bert_helu.schedules import Schedule
 
 
-def train(cfg, output_dir: str) -> int:
+def train(cfg, output_dir: str, schedule: Schedule) -> int:
     """Train (or resume) the run in ``output_dir``; returns the exit code (128 + signal if interrupted)."""
     # 2.-7. below continue the numbered story that pretrain/__main__.py starts.
     tr = cfg.train
     parse_spec(cfg.activation)  # a typo fails now, not after the corpus is prepared
-    schedule = Schedule(tr.scheduler, tr.warmup_fraction, tr.min_lr_ratio, tr.schedule_progress)
-    if not (tr.max_steps or tr.budget_hours):
-        raise UserError("set train.max_steps or train.budget_hours (or both): a run needs an end")
-    schedule.progress_of(0, tr.max_steps, 0.0, tr.budget_hours * 3600)  # fails early if it cannot be computed
 
     # 2. Processes, devices and precision (accelerate), logs, and the run directory.
     started = time.perf_counter()
