@@ -29,6 +29,7 @@ from bert_helu.data.glue import GlueSplits, GlueTask
 from bert_helu.errors import UserError
 from bert_helu.metrics import compute_metrics
 from bert_helu.modeling import activation_of, load_model, save_model
+from bert_helu.pretraining import decay_groups
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +165,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    # no weight decay on biases and LayerNorm weights, as BERT's fine-tuning recipe
-    decay, no_decay = [], []
-    for param in model.parameters():
-        (no_decay if param.ndim < 2 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.AdamW(decay_groups(model, weight_decay), lr=lr)
 
 
 def load_for_task(checkpoint: Path, task: GlueTask, init_dir: Path | None) -> PreTrainedModel:

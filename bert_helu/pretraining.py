@@ -1,8 +1,8 @@
 """The pieces of the pretraining loop; ``pretrain/train.py`` puts them together in order.
 
-- ``SparseMLM``: BERT encoder + MLM head on the masked positions only (the head's vocab-sized
+- ``SparseMLM``: encoder + MLM head on the masked positions only (the head's vocab-sized
   projection is the most expensive matmul of a small BERT; 85% of its rows are thrown away anyway).
-- ``make_optimizer``: AdamW, no weight decay on biases and LayerNorm weights.
+- ``make_optimizer``: AdamW, no weight decay on biases and norm weights (``decay_groups``).
 - ``GlobalBatches``: the data order, as a pure function of (seed, sample position), sharded so that
   N processes at global batch G see exactly the samples and masks one process sees at G.
 - ``BudgetClock``: elapsed training time (the budget), resumable, paused during evaluation/saving.
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bert_helu.errors import UserError
+from bert_helu.modeling import architecture_of, encoder_of, masked_lm_logits
 
 IDENTITY_FIELDS = (
     "hidden_size",
@@ -37,7 +38,9 @@ IDENTITY_FIELDS = (
 
 def run_identity(model_config, activation: str) -> dict:
     """What makes two runs the same run (a checkpoint of another identity is never resumed)."""
-    return {"activation": activation, "model": {k: getattr(model_config, k) for k in IDENTITY_FIELDS}}
+    model = {"architecture": architecture_of(model_config)}
+    model.update({k: getattr(model_config, k) for k in IDENTITY_FIELDS})
+    return {"activation": activation, "model": model}
 
 
 def check_identity(found: dict, expected: dict, where: Path) -> None:
@@ -91,26 +94,30 @@ class SparseMLM(nn.Module):
         self.mlm = mlm_model
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask=None) -> torch.Tensor:
-        hidden = self.mlm.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = encoder_of(self.mlm)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         labels = labels.reshape(-1)
         where = (labels != -100).nonzero().squeeze(1)
         picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, where)
-        logits = self.mlm.cls(picked)
+        logits = masked_lm_logits(self.mlm, picked)
         return F.cross_entropy(logits.float(), labels.index_select(0, where), reduction="sum")
 
 
-def make_optimizer(model: nn.Module, train: dict) -> torch.optim.Optimizer:
-    """AdamW; biases and LayerNorm weights get no weight decay (they set scale/offset, not capacity)."""
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: biases and norm weights (every tensor of rank < 2) get no weight decay.
+
+    They set scale and offset, not capacity (BERT's rule). By rank rather than by name, so that it
+    holds for every architecture's naming (``LayerNorm``, ``attn_norm``, ``final_norm``, ...).
+    """
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        is_norm = "LayerNorm" in name or "layer_norm" in name or ".norm" in name
-        (no_decay if (name.endswith(".bias") or is_norm) else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": train["weight_decay"]},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, train: dict) -> torch.optim.Optimizer:
+    """AdamW with the recipe's hyper-parameters and ``decay_groups``."""
+    groups = decay_groups(model, train["weight_decay"])
     device = next(model.parameters()).device
     # fused kernels exist on CPU and CUDA for recent torch; foreach is the fallback
     impl = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}

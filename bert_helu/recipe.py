@@ -14,6 +14,7 @@ PRETRAIN_DEFAULTS = {
     "seed": 42,
     "model": {
         # BertConfig field names (BERT-base); ignored when init_from is set.
+        "architecture": "bert",  # bert (stock post-LN BERT) | modernbert (pre-LN, no biases, gated FFN)
         "hidden_size": 768,
         "num_hidden_layers": 12,
         "num_attention_heads": 12,
@@ -21,6 +22,8 @@ PRETRAIN_DEFAULTS = {
         "max_position_embeddings": 512,
         "hidden_dropout_prob": 0.1,
         "attention_probs_dropout_prob": 0.1,
+        "global_attn_every_n_layers": 1,  # modernbert: 1 = global attention in every layer
+        "local_attention": 128,  # modernbert: window of the local-attention layers (if any)
         "init_from": None,  # an HF checkpoint dir to start from (its activation is swapped)
     },
     "data": DATA_DEFAULTS,
@@ -67,8 +70,10 @@ PRETRAIN_DEFAULTS = {
 
 def check_values(cfg) -> None:
     """Values load_config cannot judge by type alone (it checks keys and types)."""
-    tr, tel = cfg["train"], cfg["telemetry"]
+    tr, tel, model = cfg["train"], cfg["telemetry"], cfg["model"]
     rules = [
+        ("model.architecture", model["architecture"] in ("bert", "modernbert"), "bert or modernbert"),
+        ("model.global_attn_every_n_layers", model["global_attn_every_n_layers"] >= 1, ">= 1"),
         ("train.max_steps", tr["max_steps"] >= 0, ">= 0"),
         ("train.budget_hours", tr["budget_hours"] >= 0, ">= 0"),
         ("train.lr", tr["lr"] > 0, "> 0"),

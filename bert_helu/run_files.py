@@ -84,12 +84,13 @@ class Telemetry:
         every, length = self.cfg["every"], self.cfg["window"]
         active = self.cfg["enabled"] and every > 0 and step % every < length
         if active and self.monitor is None:
+            from bert_helu.modeling import encoder_of
             from bert_helu.telemetry import FFNMonitor
 
             hist_every = self.cfg["histogram_every"]
             self.window_start = step
             self.monitor = FFNMonitor(
-                self.model.bert,  # the encoder is what SparseMLM calls (with attention_mask as keyword)
+                encoder_of(self.model),  # what SparseMLM calls (with attention_mask as keyword)
                 collect_histograms=bool(hist_every) and step % hist_every < length,
                 band_alpha=self.alpha,
             )
@@ -186,7 +187,7 @@ class RunFiles:
         self.window = (time.perf_counter(), step, 0)
         n_params = sum(p.numel() for p in model.parameters())
         self.print(
-            f"model: BERT {model.config.num_hidden_layers}x{model.config.hidden_size}, "
+            f"model: {type(model).__name__} {model.config.num_hidden_layers}x{model.config.hidden_size}, "
             f"{n_params / 1e6:.1f}M parameters, activation {activation}\n"
             f"batch: global {plan.global_batch} = micro {plan.micro_batch}"
             f" x accumulation {plan.accumulation} "

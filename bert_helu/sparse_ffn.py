@@ -1,10 +1,12 @@
 """Sparse-FFN inference for ReLU-forward models: skip the output-projection work of zero activations.
 
 In a BERT FFN ``y = W2 · act(W1 x + b1) + b2``, every neuron whose activation is exactly 0 contributes
-nothing to ``y``: its row of ``W2ᵀ`` (one column of ``W2``) need not be read or multiplied. With ReLU
+nothing to ``y``: its row of ``W2ᵀ`` (one column of ``W2``) need not be read or multiplied. The same
+holds in a gated FFN (ModernBERT's ``Wo (act(a) * g)``): a zero activation zeroes its product with
+the gate, so the rows of ``Wo`` that are skipped are those of the activation's exact zeros. With ReLU
 (or HeLU, whose forward *is* ReLU) most activations are exact zeros ("ReLU Strikes Back": > 90% in
-trained ReLU models), so up to that share of the second matmul's FLOPs can be skipped. ``W1`` cannot be
-skipped without a predictor: its output is what tells which neurons are zero.
+trained ReLU models), so up to that share of the second matmul's FLOPs can be skipped.
+``W1`` (``Wi``) cannot be skipped without a predictor: its output is what tells which neurons are zero.
 
 Two granularities (``mode``):
 
@@ -29,7 +31,7 @@ import torch
 from torch import nn
 
 from bert_helu.errors import UserError
-from bert_helu.modeling import activation_of, ffn_activation_sites
+from bert_helu.modeling import activation_of, ffn_blocks
 
 # torch warns once that CSR support is "beta"; the results are checked against the dense path in tests
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
@@ -76,20 +78,6 @@ class RowSkippingLinear(nn.Module):
         return f"mode={self.mode}, in={self.weight_t.shape[0]}, out={self.weight_t.shape[1]}"
 
 
-def _ffn_blocks(model: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
-    """(activation module, module owning the output projection ``dense``) per BERT-family layer."""
-    owners = {id(owner): getattr(owner, attr) for owner, attr in ffn_activation_sites(model)}
-    blocks = []
-    for layer in model.modules():
-        intermediate = getattr(layer, "intermediate", None)
-        output = getattr(layer, "output", None)
-        if id(intermediate) in owners and isinstance(
-            getattr(output, "dense", None), (nn.Linear, RowSkippingLinear)
-        ):
-            blocks.append((owners[id(intermediate)], output))
-    return blocks
-
-
 def has_exact_zeros(activation: nn.Module) -> bool:
     return bool(getattr(activation, "relu_forward", False)) or isinstance(activation, nn.ReLU)
 
@@ -98,32 +86,34 @@ def sparsify_ffn(model: nn.Module, mode: str = "auto") -> list[RowSkippingLinear
     """Swap every FFN output projection of ``model`` for a ``RowSkippingLinear`` (in place)."""
     if mode not in MODES:
         raise UserError(f"sparse FFN mode must be one of {', '.join(MODES)}, got {mode!r}")
-    blocks = _ffn_blocks(model)
+    blocks = ffn_blocks(model)
     if not blocks:
         raise UserError(
-            f"{type(model).__name__}: no BERT-style feed-forward block (intermediate + output.dense) "
-            "the sparse path understands"
+            f"{type(model).__name__}: no feed-forward block (BERT's intermediate + output.dense, "
+            "ModernBERT's MLP) the sparse path understands"
         )
-    for activation, _ in blocks:
+    for activation, _, _ in blocks:
         if not has_exact_zeros(activation):
             raise UserError(
                 f"activation {activation_of(model)!r} ({type(activation).__name__}) gives no exact zeros; "
                 "sparse FFN inference needs a ReLU-forward model (relu, helu)"
             )
     swapped = []
-    for _, output in blocks:
-        dense = output.dense.dense if isinstance(output.dense, RowSkippingLinear) else output.dense
-        output.dense = RowSkippingLinear(dense, mode)
-        swapped.append(output.dense)
+    for _, owner, attr in blocks:
+        projection = getattr(owner, attr)
+        if isinstance(projection, RowSkippingLinear):
+            projection = projection.dense
+        setattr(owner, attr, RowSkippingLinear(projection, mode))
+        swapped.append(getattr(owner, attr))
     return swapped
 
 
 def densify_ffn(model: nn.Module) -> nn.Module:
     """Undo ``sparsify_ffn``: put the original output projections back."""
-    for module in model.modules():
-        output_dense = getattr(module, "dense", None)
-        if isinstance(output_dense, RowSkippingLinear):
-            module.dense = output_dense.dense
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, RowSkippingLinear):
+                setattr(module, name, child.dense)
     return model
 
 

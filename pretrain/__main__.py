@@ -32,7 +32,7 @@ def parse_args(argv):
     parser.add_argument("--activation", help="activation spec, e.g. gelu, relu, helu:alpha=0.05")
     parser.add_argument("--prepare-only", action="store_true", help="prepare and cache the corpus, then exit")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value config overrides")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may come before or after options
 
 
 @cli_entry

@@ -17,9 +17,9 @@ from bert_helu.activations import parse_spec
 from bert_helu.data import MLMMasker, format_summary, prepare_corpus
 from bert_helu.modeling import (
     activation_of,
-    bert_config,
     build_mlm_model,
     load_model,
+    model_config,
     save_model,
     set_activation,
 )
@@ -73,8 +73,10 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
     if cfg.model.init_from:
         model = set_activation(load_model(cfg.model.init_from, task="mlm"), cfg.activation)
     else:
-        model_sizes = {k: v for k, v in cfg.model.items() if k != "init_from"}
-        model = build_mlm_model(bert_config(model_sizes, cfg.activation, vocab_size=len(corpus.tokenizer)))
+        tok = corpus.tokenizer
+        special_ids = {"pad_token_id": tok.pad_token_id, "cls_token_id": tok.cls_token_id}
+        special_ids["sep_token_id"] = tok.sep_token_id
+        model = build_mlm_model(model_config(cfg.model, cfg.activation, len(tok), special_ids))
     activation = activation_of(model)
     identity = run_identity(model.config, activation)
     if run.finished(identity):

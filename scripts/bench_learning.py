@@ -1,0 +1,244 @@
+"""How fast each architecture learns: validation MLM loss vs training tokens and vs seconds.
+
+    # one arm: an architecture x activation, at equal tokens (a step-driven one-cycle over --steps)
+    python scripts/bench_learning.py run --architecture modernbert --activation relu --steps 900
+    # ... or at an equal wall-clock budget (Cramming's time-driven one-cycle)
+    python scripts/bench_learning.py run --architecture bert --activation relu --minutes 15
+    # every arm found under the output folder -> JSON, PNG and a Markdown table
+    python scripts/bench_learning.py report --markdown docs/bench_learning.md
+
+Each arm is a real ``python -m pretrain`` run of the recipe (``--config``, default cpu-tiny) with
+``model.architecture`` and the activation set, plus any ``dotted.key=value`` overrides, in its own
+folder below ``--out``; rerunning an arm resumes or skips it, so a long benchmark can be interrupted.
+Arms can run side by side (e.g. pinned to one core each with ``taskset`` and ``train.cpu_threads=1``):
+compare tokens/s only between arms that ran alike, which the table records.
+``--width-matched`` gives a ModernBERT arm the gated-FFN width that matches BERT's FFN parameters
+(``2/3`` of ``intermediate_size``: a gated block has three matrices where BERT's has two).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TOKEN_MARKS = (1.0e6, 2.5e6, 5.0e6, 7.4e6)  # 7.4M: what 15 min of a 4x256 model buys on a bf16 CPU
+SECOND_MARKS = (300, 600, 900)
+
+
+def arm_name(architecture: str, activation: str, steps: int, minutes: float, overrides: list[str]) -> str:
+    budget = f"{steps}steps" if steps else f"{minutes:g}min"
+    extra = "".join("-" + o.replace("=", "").replace(".", "_") for o in overrides)
+    return f"{architecture}-{activation.replace(':', '-').replace('=', '')}-{budget}{extra}"
+
+
+def run_arm(args) -> int:
+    overrides = list(args.overrides)
+    recipe = yaml.safe_load(Path(args.config).read_text())
+    if args.architecture == "modernbert" and args.width_matched:
+        width = recipe["model"]["intermediate_size"] * 2 // 3
+        overrides.append(f"model.intermediate_size={width}")
+    if bool(args.steps) == bool(args.minutes):
+        raise SystemExit("give exactly one of --steps (equal tokens) or --minutes (equal wall clock)")
+    if args.steps:
+        budget = [f"train.max_steps={args.steps}", "train.schedule_progress=steps", "train.budget_hours=0"]
+    else:
+        budget = [
+            f"train.budget_hours={args.minutes / 60}",
+            "train.schedule_progress=time",
+            "train.max_steps=0",
+        ]
+    name = arm_name(args.architecture, args.activation, args.steps, args.minutes, list(args.overrides))
+    out = Path(args.out) / name
+    command = [
+        sys.executable, "-m", "pretrain", "--config", args.config, "--activation", args.activation,
+        "--output-dir", str(out), f"model.architecture={args.architecture}", *budget, *overrides,
+        "logging.progress_bar=false",
+    ]  # fmt: skip
+    print(" ".join(command), flush=True)
+    done = subprocess.run(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if done.returncode == 0:
+        (out / "bench_arm.json").write_text(
+            json.dumps(
+                {
+                    "architecture": args.architecture,
+                    "activation": args.activation,
+                    "steps": args.steps,
+                    "minutes": args.minutes,
+                    "overrides": overrides,
+                    "command": " ".join(["python", *command[1:]]),
+                },
+                indent=1,
+            )  # fmt: skip
+        )
+    return done.returncode
+
+
+def read_arm(folder: Path) -> dict:
+    """Validation losses with the tokens and training seconds at which they were measured."""
+    arm = json.loads((folder / "bench_arm.json").read_text())
+    summary = json.loads((folder / "summary.json").read_text())
+    cfg = summary["config"]
+    tokens_per_step = cfg["train"]["global_batch_size"] * cfg["data"]["seq_len"]
+    elapsed_at, rates, curve = {0: 0.0}, [], []
+    for line in (folder / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "train/elapsed_s" in record:
+            elapsed_at[record["step"]] = record["train/elapsed_s"]
+            rates.append(record["train/tokens_per_s"])
+        if "val/loss" in record:
+            curve.append({"step": record["step"], "val_loss": record["val/loss"]})
+    for point in curve:
+        point["tokens"] = point["step"] * tokens_per_step
+        point["seconds"] = elapsed_at.get(point["step"])
+    rates = sorted(rates[len(rates) // 10 :])  # the first steps include warm-up of the allocator
+    return {
+        **arm,
+        "name": folder.name,
+        "parameters": summary.get("parameters") or count_parameters(folder / "final"),
+        "model": cfg["model"],
+        "train": {k: cfg["train"][k] for k in ("global_batch_size", "lr", "scheduler", "mixed_precision")},
+        "cpu_threads": cfg["train"]["cpu_threads"],
+        "precision": summary.get("mixed_precision"),
+        "num_processes": summary.get("num_processes"),
+        "median_tokens_per_s": rates[len(rates) // 2] if rates else None,
+        "final_val_loss": summary.get("final_validation_loss"),
+        "tokens": summary["tokens_seen"],
+        "training_seconds": summary["train_time_s"],
+        "curve": curve,
+    }
+
+
+def count_parameters(checkpoint: Path) -> int:
+    """Parameters as saved (tied embeddings once), read from the safetensors header only."""
+    from math import prod
+
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint / "model.safetensors"), "np") as weights:
+        return sum(prod(weights.get_slice(key).get_shape()) for key in weights.keys())  # noqa: SIM118 - not a dict
+
+
+def loss_at(curve: list[dict], key: str, mark: float) -> float | None:
+    """Validation loss at the first evaluation at or past ``mark`` (None if the run stopped earlier)."""
+    for point in curve:
+        if point[key] is not None and point[key] >= mark * 0.999:
+            return point["val_loss"]
+    return None
+
+
+def cpu_flags() -> list[str]:
+    wanted = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(wanted & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return []
+
+
+def report(args) -> int:
+    from bert_helu.analysis.reports import machine, markdown_table
+    from bert_helu.atomic import atomic_write_json, atomic_write_text
+
+    arms = [read_arm(f.parent) for f in sorted(Path(args.out).glob("*/bench_arm.json"))]
+    arms = [a for a in arms if a["final_val_loss"] is not None]
+    if not arms:
+        raise SystemExit(f"no finished arm under {args.out}")
+    data = {"machine": {**machine(), "cpu_flags": cpu_flags()}, "arms": arms}
+    rows = []
+    for a in arms:
+        m = a["model"]
+        ffn = m["intermediate_size"]
+        rows.append([
+            a["architecture"], a["activation"], f"{m['num_hidden_layers']}x{m['hidden_size']}, FFN {ffn}",
+            f"{a['parameters'] / 1e6:.2f}M" if a["parameters"] else "", a["train"]["global_batch_size"],
+            a["train"]["lr"], f"{a['steps']} steps" if a["steps"] else f"{a['minutes']:g} min",
+            a["median_tokens_per_s"] and round(a["median_tokens_per_s"]), a["cpu_threads"] or "all",
+            *[loss_at(a["curve"], "tokens", t) for t in TOKEN_MARKS],
+            *[loss_at(a["curve"], "seconds", s) for s in SECOND_MARKS],
+            a["final_val_loss"], f"{a['tokens'] / 1e6:.2f}M", round(a["training_seconds"]),
+        ])  # fmt: skip
+    headers = [
+        "architecture", "activation", "size", "params", "batch", "lr", "budget", "tokens/s", "threads",
+        *[f"loss @ {t / 1e6:g}M tok" for t in TOKEN_MARKS], *[f"loss @ {s}s" for s in SECOND_MARKS],
+        "final loss", "tokens", "train s",
+    ]  # fmt: skip
+    table = markdown_table(headers, rows)
+    out = Path(args.output)
+    atomic_write_json(out.with_suffix(".json"), data)
+    plot(arms, out.with_suffix(".png"))
+    mach = data["machine"]
+    header = (
+        f"Machine: {mach['cpu']}, CPU flags {', '.join(mach['cpu_flags']) or 'none of avx2/avx512/amx'}, "
+        f"torch {mach['torch']}, measured {mach['time_utc']}; precision per arm: "
+        f"{', '.join(sorted({str(a['precision']) for a in arms}))}.\n\n"
+    )
+    atomic_write_text(out.with_suffix(".table.md"), header + table)
+    print(header + table)
+    return 0
+
+
+def plot(arms: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_tokens, by_time) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for a in arms:
+        label = f"{a['architecture']} {a['activation']} ({a['name'].rsplit('-', 1)[-1]})"
+        points = [p for p in a["curve"] if p["step"] > 0]
+        line = by_tokens.plot(
+            [p["tokens"] / 1e6 for p in points], [p["val_loss"] for p in points], label=label
+        )
+        timed = [p for p in points if p["seconds"] is not None]
+        by_time.plot(
+            [p["seconds"] / 60 for p in timed], [p["val_loss"] for p in timed], color=line[0].get_color()
+        )
+    by_tokens.set(xlabel="training tokens (millions)", ylabel="validation MLM loss", title="at equal tokens")
+    by_time.set(xlabel="training minutes", title="at equal wall clock (this machine)")
+    by_tokens.legend(fontsize=7)
+    for axis in (by_tokens, by_time):
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train one arm (resumes if interrupted)")
+    run.add_argument("--architecture", choices=["bert", "modernbert"], required=True)
+    run.add_argument("--activation", default="relu")
+    run.add_argument(
+        "--steps", type=int, default=0, help="equal tokens: this many steps, step-driven one-cycle"
+    )
+    run.add_argument("--minutes", type=float, default=0.0, help="equal wall clock: this training budget")
+    run.add_argument("--config", default="configs/pretrain/cpu-tiny.yaml")
+    run.add_argument(
+        "--width-matched", action="store_true", help="modernbert FFN width = 2/3 of the recipe's"
+    )
+    run.add_argument("--out", default="runs/bench_learning")
+    run.add_argument("overrides", nargs="*", help="dotted.key=value recipe overrides")
+    rep = sub.add_parser("report", help="JSON + PNG + Markdown table of every finished arm")
+    rep.add_argument("--out", default="runs/bench_learning")
+    rep.add_argument(
+        "--output", default="docs/bench_learning/bench_learning", help="path stem of the outputs"
+    )
+    args = parser.parse_args(argv)
+    return run_arm(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
