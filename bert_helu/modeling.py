@@ -100,6 +100,7 @@ def modernbert_config(model_cfg: dict, activation: str, vocab_size: int, **extra
         hidden_activation=act,
         # the MLM/classifier head keeps the activation's stock forward (GELU where there is none)
         classifier_activation="gelu" if act.startswith(_PROJECT_PREFIX) else act,
+        classifier_pooling="mean",  # Cramming's downstream pooler averages the tokens
         embedding_dropout=hidden_dropout,
         mlp_dropout=hidden_dropout,
         attention_dropout=attention_dropout,
