@@ -4,8 +4,8 @@
     python scripts/bench_learning.py run --architecture modernbert --activation relu --steps 900
     # ... or at an equal wall-clock budget (Cramming's time-driven one-cycle)
     python scripts/bench_learning.py run --architecture bert --activation relu --minutes 15
-    # every arm found under the output folder -> JSON, PNG and a Markdown table
-    python scripts/bench_learning.py report --markdown docs/bench_learning.md
+    # every arm found under the output folder (or the given run folders) -> JSON, PNG, Markdown table
+    python scripts/bench_learning.py report --output docs/bench_learning/bench_learning [RUN_DIR ...]
 
 Each arm is a real ``python -m pretrain`` run of the recipe (``--config``, default cpu-tiny) with
 ``model.architecture`` and the activation set, plus any ``dotted.key=value`` overrides, in its own
@@ -83,11 +83,17 @@ def run_arm(args) -> int:
 
 
 def read_arm(folder: Path) -> dict:
-    """Validation losses with the tokens and training seconds at which they were measured."""
-    arm = json.loads((folder / "bench_arm.json").read_text())
+    """Validation losses with the tokens and training seconds at which they were measured.
+
+    Any finished ``python -m pretrain`` run folder works (its summary.json holds the recipe);
+    ``bench_arm.json``, when there, adds the command that trained it.
+    """
     summary = json.loads((folder / "summary.json").read_text())
     cfg = summary["config"]
-    tokens_per_step = cfg["train"]["global_batch_size"] * cfg["data"]["seq_len"]
+    tr = cfg["train"]
+    arm_file = folder / "bench_arm.json"
+    arm = json.loads(arm_file.read_text()) if arm_file.is_file() else {}
+    tokens_per_step = tr["global_batch_size"] * cfg["data"]["seq_len"]
     elapsed_at, rates, curve = {0: 0.0}, [], []
     for line in (folder / "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
@@ -100,17 +106,23 @@ def read_arm(folder: Path) -> dict:
         point["tokens"] = point["step"] * tokens_per_step
         point["seconds"] = elapsed_at.get(point["step"])
     rates = sorted(rates[len(rates) // 10 :])  # the first steps include warm-up of the allocator
+    step_driven = tr["schedule_progress"] == "steps"
     return {
-        **arm,
         "name": folder.name,
-        "parameters": summary.get("parameters") or count_parameters(folder / "final"),
+        "command": arm.get("command"),
+        "architecture": cfg["model"].get("architecture", "bert"),
+        "activation": summary["activation"],
+        "seed": cfg["seed"],
+        "steps": tr["max_steps"] if step_driven else 0,
+        "minutes": 0 if step_driven else tr["budget_hours"] * 60,
+        "parameters": count_parameters(folder / "final"),
         "model": cfg["model"],
-        "train": {k: cfg["train"][k] for k in ("global_batch_size", "lr", "scheduler", "mixed_precision")},
-        "cpu_threads": cfg["train"]["cpu_threads"],
+        "train": {k: tr[k] for k in ("global_batch_size", "lr", "scheduler", "mixed_precision")},
+        "cpu_threads": tr["cpu_threads"],
         "precision": summary.get("mixed_precision"),
         "num_processes": summary.get("num_processes"),
         "median_tokens_per_s": rates[len(rates) // 2] if rates else None,
-        "final_val_loss": summary.get("final_validation_loss"),
+        "final_val_loss": summary["final_validation_loss"],
         "tokens": summary["tokens_seen"],
         "training_seconds": summary["train_time_s"],
         "curve": curve,
@@ -150,10 +162,12 @@ def report(args) -> int:
     from bert_helu.analysis.reports import machine, markdown_table
     from bert_helu.atomic import atomic_write_json, atomic_write_text
 
-    arms = [read_arm(f.parent) for f in sorted(Path(args.out).glob("*/bench_arm.json"))]
-    arms = [a for a in arms if a["final_val_loss"] is not None]
+    folders = [Path(r) for r in args.runs] or [
+        f.parent for f in sorted(Path(args.out).glob("*/bench_arm.json"))
+    ]
+    arms = [read_arm(f) for f in folders if (f / "summary.json").is_file()]
     if not arms:
-        raise SystemExit(f"no finished arm under {args.out}")
+        raise SystemExit(f"no finished run among {', '.join(map(str, folders)) or args.out}")
     data = {"machine": {**machine(), "cpu_flags": cpu_flags()}, "arms": arms}
     rows = []
     for a in arms:
@@ -232,6 +246,7 @@ def main(argv=None) -> int:
     run.add_argument("--out", default="runs/bench_learning")
     run.add_argument("overrides", nargs="*", help="dotted.key=value recipe overrides")
     rep = sub.add_parser("report", help="JSON + PNG + Markdown table of every finished arm")
+    rep.add_argument("runs", nargs="*", help="pretraining run folders (default: every arm under --out)")
     rep.add_argument("--out", default="runs/bench_learning")
     rep.add_argument(
         "--output", default="docs/bench_learning/bench_learning", help="path stem of the outputs"

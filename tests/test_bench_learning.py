@@ -1,0 +1,29 @@
+"""scripts/bench_learning.py end to end on a tiny recipe: an arm trains, the report reads it back."""
+
+import json
+import sys
+
+from conftest import REPO
+from test_pretrain import corpus_cache, recipe  # noqa: F401 - shared fixtures
+
+sys.path.insert(0, str(REPO / "scripts"))
+import bench_learning  # noqa: E402
+
+
+def test_arm_then_report(recipe, tmp_path, capsys):  # noqa: F811 - fixture
+    out = tmp_path / "arms"
+    argv = ["run", "--architecture", "modernbert", "--activation", "helu:alpha=0.05", "--steps", "4",
+            "--config", str(recipe), "--out", str(out), "--width-matched",
+            "train.eval_every_steps=2"]  # fmt: skip
+    assert bench_learning.main(argv) == 0
+    (arm,) = list(out.iterdir())
+    assert json.loads((arm / "bench_arm.json").read_text())["command"].startswith("python -m pretrain")
+    stem = tmp_path / "report" / "learning"
+    assert bench_learning.main(["report", "--out", str(out), "--output", str(stem)]) == 0
+    data = json.loads(stem.with_suffix(".json").read_text())
+    (row,) = data["arms"]
+    assert row["architecture"] == "modernbert" and row["activation"] == "helu:alpha=0.05"
+    assert row["model"]["intermediate_size"] == 64 * 2 // 3  # width-matched to the recipe's BERT FFN
+    assert [p["step"] for p in row["curve"]] == [0, 2, 4] and row["tokens"] == 4 * 16 * 32
+    assert stem.with_suffix(".png").stat().st_size > 0
+    assert "| modernbert | helu:alpha=0.05 |" in stem.with_suffix(".table.md").read_text()
