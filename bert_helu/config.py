@@ -123,3 +123,18 @@ def _coerce(name: str, default, value, source: str):
             f"{source}: {name!r} must be {type(default).__name__}, got {value!r} ({type(value).__name__})"
         )
     return value
+
+
+def plain(value):
+    """``value`` with every Config turned back into a dict (for YAML and JSON writers)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def recipe_yaml(cfg: dict, sources: str) -> str:
+    """The resolved recipe as YAML that ``--config`` reads back as is."""
+    body = yaml.safe_dump(plain(cfg), sort_keys=False, default_flow_style=False, width=100)
+    return f"# resolved recipe: {sources}\n{body}"
