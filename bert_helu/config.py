@@ -89,7 +89,7 @@ def _merge(base: dict, new: dict, source: str, open_mappings: set[str], prefix: 
                 raise UserError(f"{source}: {name!r} must be a mapping")
             _merge(default, value, source, open_mappings, prefix=f"{name}.")
             continue
-        base[key] = _coerce(name, default, value, source)
+        base[key] = coerce(name, default, value, source)
 
 
 def _deep_update(base: dict, new: dict) -> None:
@@ -100,7 +100,8 @@ def _deep_update(base: dict, new: dict) -> None:
             base[key] = copy.deepcopy(value)
 
 
-def _coerce(name: str, default, value, source: str):
+def coerce(name: str, default, value, source: str):
+    """``value`` checked against the type of ``default`` (a program checks its open mappings with it)."""
     if default is None or value is None or isinstance(default, dict):
         return value
     if isinstance(default, bool):

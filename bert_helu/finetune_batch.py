@@ -18,6 +18,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from bert_helu.atomic import atomic_write_json
+from bert_helu.config import coerce
 from bert_helu.data.glue import (
     TASKS,
     GlueSplits,
@@ -28,25 +29,58 @@ from bert_helu.data.glue import (
     task_available,
 )
 from bert_helu.errors import UserError
-from bert_helu.finetuning import TRAIN_DEFAULTS, RunSettings, finetune
+from bert_helu.finetuning import TRAIN_DEFAULTS, TRAIN_KEY_HELP, RunSettings, finetune
 from bert_helu.precision import resolve_mixed_precision
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
     "seeds": [42],
-    "mixed_precision": "auto",  # auto | no | bf16 | fp16, resolved as in pretraining (bf16 only where native)
-    "save_model": False,  # fine-tuned models are large; results.json is what the tables need
+    "mixed_precision": "auto",
+    "save_model": False,
     "int8": False,
-    "tokenizer": None,  # default: the checkpoint's own tokenizer files
-    # CPU threads for torch (default: torch's choice). On a shared machine 1 thread per process can be
-    # several times faster than 2 threads competing with other jobs.
+    "tokenizer": None,
     "torch_threads": None,
     "train": TRAIN_DEFAULTS,
-    # per task: any `train` key, plus seeds, save_model, init_from (a task run first, same seed)
     "tasks": {},
+    "logging": {
+        "tensorboard": True,
+        "wandb": False,
+        "wandb_project": "bert-helu",
+        "log_every_steps": 10,
+    },
 }
-_TASK_KEYS = set(TRAIN_DEFAULTS) | {"seeds", "save_model", "init_from"}
+_TASK_ONLY_KEYS = {
+    "seeds": "this task's seeds (when --seeds is not given)",
+    "save_model": "keep this task's fine-tuned models (true for a task others start from)",
+    "init_from": "start from the fine-tuned model of this other task (same checkpoint, the same seed if "
+    "there is one), with a fresh head: the Mosaic recipe starts RTE, MRPC and STS-B from MNLI",
+}
+_TASK_KEYS = set(TRAIN_DEFAULTS) | set(_TASK_ONLY_KEYS)
+
+# One line per key of DEFAULTS, dotted; train.* lines are TRAIN_KEY_HELP. A test fails when one is missing.
+FINETUNE_KEY_HELP = {
+    "seeds": "seeds of every task (--seeds overrides them); each seed decides the head's initial weights "
+    "and the data order",
+    "mixed_precision": "auto (bf16 on GPUs that have it, else fp16; bf16 on CPUs with native bf16, else "
+    "fp32), no (fp32), bf16 or fp16",
+    "save_model": "keep each fine-tuned model in <run>/model/ (--save-models sets it)",
+    "int8": "also evaluate each fine-tuned model after dynamic INT8 quantisation of its nn.Linear layers "
+    "(--int8 sets it); results.json then has an int8 entry",
+    "tokenizer": "a tokenizer directory to use instead of the checkpoint's own",
+    "torch_threads": "torch threads on CPU (null: torch's choice, one per core). On a shared machine one "
+    "thread per process can be several times faster than two competing with other jobs",
+    **{f"train.{key}": text for key, text in TRAIN_KEY_HELP.items()},
+    "tasks": "per-task settings that replace train.* for that task, e.g. {rte: {lr: 2.0e-5, epochs: 10}}; "
+    "besides any train key a task may set: "
+    + "; ".join(f"{key}: {text}" for key, text in _TASK_ONLY_KEYS.items()),
+    "logging.tensorboard": "write each run's loss, learning rate and dev metrics to "
+    "<run>/tensorboard/ (tensorboard --logdir results/)",
+    "logging.wandb": "also log each run to Weights & Biases, named <run name>/<task>/seed<seed> and grouped "
+    "by run name (pip install 'bert-helu[wandb]'; wandb login, or WANDB_MODE=offline)",
+    "logging.wandb_project": "the W&B project",
+    "logging.log_every_steps": "log the training loss and learning rate every this many steps",
+}
 
 # Folder names that say nothing about which run made a checkpoint: use the parent's name instead.
 _ANONYMOUS_DIRS = {"final", "model", "checkpoint", "best", "last"}
@@ -123,10 +157,14 @@ def task_settings(cfg, task: GlueTask) -> tuple[RunSettings, list[int]]:
 
 
 def validate_recipe(cfg) -> None:
+    """Check the open ``tasks`` mapping, and give its train keys the types of ``train`` (in place)."""
     for name in cfg.tasks or {}:
         if name not in TASKS:
             raise UserError(f"recipe: tasks: unknown GLUE task {name!r} (known: {', '.join(TASKS)})")
-        init_from = (cfg.tasks[name] or {}).get("init_from")
+        settings = cfg.tasks[name] or {}
+        for key in set(settings) & set(TRAIN_DEFAULTS):
+            settings[key] = coerce(f"tasks.{name}.{key}", TRAIN_DEFAULTS[key], settings[key], "recipe")
+        init_from = settings.get("init_from")
         if init_from is not None and init_from not in TASKS:
             raise UserError(f"recipe: tasks.{name}.init_from: unknown GLUE task {init_from!r}")
 

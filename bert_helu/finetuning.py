@@ -48,6 +48,25 @@ TRAIN_DEFAULTS = {
     "max_eval_examples": None,
 }
 
+# One line per TRAIN_DEFAULTS key (docs/config.md; a test fails when a key has none).
+TRAIN_KEY_HELP = {
+    "epochs": "passes over the training set; the dev set is evaluated after each, the last one is reported",
+    "batch_size": "training examples per step (per process)",
+    "lr": "peak learning rate (AdamW)",
+    "weight_decay": "AdamW weight decay (not applied to biases and LayerNorm weights)",
+    "scheduler": "learning-rate schedule, a transformers get_scheduler name: linear, cosine, constant, "
+    "constant_with_warmup, polynomial, ...",
+    "warmup_ratio": "linear warm-up over this share of the training steps",
+    "max_length": "tokens per example at most (longer ones are cut); batches are padded to their longest",
+    "grad_clip": "clip the gradient norm to this value; 0: no clipping",
+    "eval_batch_size": "examples per evaluation batch",
+    "group_by_length": "batch examples of similar length together (less padding, faster; the order stays "
+    "random between batches), as the Hugging Face Trainer's group_by_length",
+    "max_train_examples": "train on at most this many examples: a fixed random subset, the same for every "
+    "seed and checkpoint; null: all",
+    "max_eval_examples": "evaluate on at most this many dev examples (a fixed random subset); null: all",
+}
+
 
 @dataclass
 class RunSettings:

@@ -10,7 +10,7 @@ from pathlib import Path
 from bert_helu.config import load_config, recipe_yaml
 from bert_helu.data.glue import resolve_tasks
 from bert_helu.errors import cli_entry
-from bert_helu.finetune_batch import DEFAULTS, parse_checkpoints, run_batch
+from bert_helu.finetune_batch import DEFAULTS, parse_checkpoints, run_batch, validate_recipe
 from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
 
 DESCRIPTION = """Fine-tune pretrained checkpoints on GLUE tasks, every checkpoint x task x seed, and write one
@@ -147,6 +147,7 @@ def main(argv=None):
     cfg = load_config(DEFAULTS, args.config, args.overrides)
     cfg.int8 = cfg.int8 or args.int8
     cfg.save_model = cfg.save_model or args.save_models
+    validate_recipe(cfg)
     if args.print_config:
         print(recipe_yaml(cfg, f"defaults <- {args.config or '(no --config)'} <- command line"), end="")
         return 0

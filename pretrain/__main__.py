@@ -92,6 +92,12 @@ def main(argv=None):
     tr = cfg.train
     check_values(cfg)
     schedule = Schedule(tr.scheduler, tr.warmup_fraction, tr.min_lr_ratio, tr.schedule_progress)
+    if tr.scheduler == "one_cycle" and tr.warmup_fraction:
+        print(
+            f"warning: train.warmup_fraction={tr.warmup_fraction:g} has no effect with train.scheduler="
+            "one_cycle, whose ramp over the first half of the run is the warm-up",
+            file=sys.stderr,
+        )
     if cfg.model.init_from and not cfg.data.tokenizer:
         cfg.data.tokenizer = str(cfg.model.init_from)  # the vocabulary must be the checkpoint's
     if args.print_config:
