@@ -17,7 +17,7 @@ from pathlib import Path
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from bert_helu.atomic import atomic_write_json
+from bert_helu.atomic import atomic_write_json, atomic_write_text
 from bert_helu.config import coerce
 from bert_helu.data.glue import (
     TASKS,
@@ -28,9 +28,19 @@ from bert_helu.data.glue import (
     missing_files,
     task_available,
 )
+from bert_helu.data.glue_test import (
+    SubmissionFile,
+    has_test_data,
+    load_test_set,
+    prediction_lines,
+    submission_files_of,
+)
 from bert_helu.errors import UserError
+from bert_helu.finetune_tracking import RunTracker
 from bert_helu.finetuning import TRAIN_DEFAULTS, TRAIN_KEY_HELP, RunSettings, finetune
+from bert_helu.glue_submission import PREDICTIONS_DIR, predict_in_order
 from bert_helu.precision import resolve_mixed_precision
+from bert_helu.run_files import tracker_names
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +114,12 @@ class Run:
     def result_files(self, output_dir: Path) -> list[Path]:
         return [self.dir(output_dir, name) / "results.json" for name in self.task.reported_names]
 
-    def done(self, output_dir: Path) -> bool:
-        return all(p.is_file() for p in self.result_files(output_dir))
+    def prediction_files(self, output_dir: Path, submissions: list[SubmissionFile]) -> list[Path]:
+        return [self.dir(output_dir) / PREDICTIONS_DIR / sub.file for sub in submissions]
+
+    def done(self, output_dir: Path, submissions: list[SubmissionFile] = ()) -> bool:
+        needed = self.result_files(output_dir) + self.prediction_files(output_dir, submissions)
+        return all(p.is_file() for p in needed)
 
     def __str__(self) -> str:
         return f"{self.checkpoint.name}/{self.task.name}/seed{self.seed}"
@@ -181,9 +195,14 @@ def plan_runs(checkpoints, tasks, cfg, cli_seeds: list[int] | None) -> list[Run]
     return runs
 
 
-def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=None) -> BatchReport:
+def run_batch(
+    checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=None, predict_test=False
+) -> BatchReport:
+    """Every run not finished yet; with ``predict_test`` a run is finished once its test predictions
+    exist too (a run finished without them is done again)."""
     output_dir = Path(output_dir)
     validate_recipe(cfg)
+    tracker_names(cfg.logging)  # W&B asked for but not installed: say so before the first run
     available = []
     report = BatchReport(total=0)
     for task in tasks:
@@ -193,9 +212,10 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
             missing = ", ".join(missing_files(task, glue_dir))
             log.warning("skipping GLUE task %s: data absent (%s); it shows as n/a", task.name, missing)
             report.unavailable.append(task.name)
+    submissions = {t.name: _submissions(t, glue_dir) if predict_test else [] for t in available}
     runs = plan_runs(checkpoints, available, cfg, cli_seeds)
     report.total = len(runs)
-    todo = [r for r in runs if not r.done(output_dir)]
+    todo = [r for r in runs if not r.done(output_dir, submissions[r.task.name])]
     report.skipped_done = len(runs) - len(todo)
     if report.skipped_done:
         log.info(
@@ -212,7 +232,7 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
     )
     for run in todo:
         bar.set_postfix_str(str(run))
-        if run.done(output_dir):  # finished meanwhile by another batch on the same output dir
+        if run.done(output_dir, submissions[run.task.name]):  # finished meanwhile by another batch
             report.skipped_done += 1
             bar.update(1)
             continue
@@ -220,7 +240,9 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
             # a fresh Accelerator per run: it holds references to its prepared model/optimizer, and
             # dropping it frees them without accelerate's free_memory (a full gc.collect, seconds)
             run_accelerator = Accelerator(mixed_precision=precision)
-            outcome_files = _one_run(run, cfg, output_dir, glue_dir, data_cache, run_accelerator)
+            outcome_files = _one_run(
+                run, cfg, output_dir, glue_dir, data_cache, run_accelerator, submissions[run.task.name]
+            )
             report.finished.append(str(run))
             bar.write(f"done {run}: " + "; ".join(outcome_files))
         except HubUnavailableError:
@@ -238,20 +260,40 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
     return report
 
 
-def _task_data(task: GlueTask, glue_dir, cache: dict) -> GlueSplits:
-    if task.name not in cache:
+def _submissions(task: GlueTask, glue_dir) -> list[SubmissionFile]:
+    """The task's submission files whose test data exists (all of them from the hub)."""
+    present = [sub for sub in submission_files_of(task.name) if has_test_data(sub, glue_dir)]
+    for sub in submission_files_of(task.name):
+        if sub not in present:
+            log.warning(
+                "no test file %s: %s will be missing from the submission", Path(glue_dir) / sub.path, sub.file
+            )
+    return present
+
+
+def _cached(key: str, cache: dict, load):
+    """``load()`` once per key; a bad file fails every run that needs it with the same message."""
+    if key not in cache:
         try:
-            cache[task.name] = load_task(task, glue_dir)
+            cache[key] = load()
         except UserError as err:
-            cache[task.name] = err  # a bad file fails every run of the task with the same message
-    if isinstance(cache[task.name], UserError):
-        raise cache[task.name]
-    return cache[task.name]
+            cache[key] = err
+    if isinstance(cache[key], UserError):
+        raise cache[key]
+    return cache[key]
 
 
-def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator) -> list[str]:
+def _task_data(task: GlueTask, glue_dir, cache: dict) -> GlueSplits:
+    return _cached(task.name, cache, lambda: load_task(task, glue_dir))
+
+
+def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator, submissions) -> list[str]:
     settings, _ = task_settings(cfg, run.task)
     data = _task_data(run.task, glue_dir, data_cache)
+    tests = {
+        sub: _cached(f"test:{sub.file}", data_cache, lambda s=sub: load_test_set(s, glue_dir))
+        for sub in submissions
+    }
     init_dir = None
     if settings.init_from:
         same_seed = run.dir(output_dir, settings.init_from) / "model"
@@ -267,11 +309,31 @@ def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator)
                 "%s: no %s model at %s; starting from the checkpoint", run, settings.init_from, candidate
             )
     model_dir = run.dir(output_dir) / "model" if settings.save_model else None
-    outcome = finetune(
-        run.checkpoint.path, run.task, run.seed, data, settings, accelerator, model_dir, init_dir
-    )
+
+    def predict_tests(model, tokenizer) -> dict:
+        size, length = settings.train["eval_batch_size"], settings.train["max_length"]
+        return {
+            sub: predict_in_order(model, tokenizer, ds, run.task, length, size) for sub, ds in tests.items()
+        }
+
+    tracker = None
+    if accelerator.is_main_process and tracker_names(cfg.logging):
+        tracker = RunTracker(
+            cfg.logging, run.dir(output_dir), str(run), run.checkpoint.name, run.task.name, settings.train
+        )
+    try:
+        outcome = finetune(
+            run.checkpoint.path, run.task, run.seed, data, settings, accelerator, model_dir, init_dir,
+            tracker=tracker, after_training=predict_tests if tests else None,
+        )  # fmt: skip
+    finally:
+        if tracker:
+            tracker.close()
     written = []
     if accelerator.is_main_process:
+        for sub, predictions in outcome.extra.items():  # before results.json, which marks the run done
+            lines = prediction_lines(sub, tests[sub]["index"], predictions)
+            atomic_write_text(run.dir(output_dir) / PREDICTIONS_DIR / sub.file, lines)
         # the mismatched file first: the run only counts as done once the task's own file exists
         for name in reversed(run.task.reported_names):
             result = {"run": run.checkpoint.name, **outcome.results[name]}
@@ -280,4 +342,5 @@ def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator)
             atomic_write_json(run.dir(output_dir, name) / "results.json", result)
             shown = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
             written.append(f"{name} {shown}")
+        written += [f"test predictions {sub.file}" for sub in outcome.extra]
     return written

@@ -11,6 +11,7 @@ from bert_helu.config import load_config, recipe_yaml
 from bert_helu.data.glue import resolve_tasks
 from bert_helu.errors import cli_entry
 from bert_helu.finetune_batch import DEFAULTS, parse_checkpoints, run_batch, validate_recipe
+from bert_helu.glue_submission import describe, write_submission
 from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
 
 DESCRIPTION = """Fine-tune pretrained checkpoints on GLUE tasks, every checkpoint x task x seed, and write one
@@ -159,7 +160,16 @@ def main(argv=None):
     checkpoints = parse_checkpoints(args.checkpoints)
     tasks = resolve_tasks(args.tasks)
     # 3. run them (finished ones skipped), then say what happened
-    report = run_batch(checkpoints, tasks, cfg, Path(args.output_dir), args.glue_dir, args.seeds)
+    output_dir = Path(args.output_dir)
+    report = run_batch(checkpoints, tasks, cfg, output_dir, args.glue_dir, args.seeds, args.predict_test)
+    # 4. with --predict-test: each checkpoint's GLUE server submission from its chosen seeds
+    if args.predict_test:
+        seed = None if args.submission_seed == "best" else int(args.submission_seed)
+        for checkpoint in checkpoints:
+            print(
+                describe(checkpoint.name, write_submission(output_dir, checkpoint.name, seed)),
+                file=sys.stderr,
+            )
     print(
         f"{report.total} runs: {len(report.finished)} finished now, {report.skipped_done} already done, "
         f"{len(report.failed)} failed"
