@@ -2,15 +2,16 @@
 the Hugging Face hub, on any machine where the hub is reachable.
 
     python scripts/get_data.py                                   # everything into ../shared/data
-    python scripts/get_data.py --parts glue                      # GLUE only (~1 GB of hub downloads)
+    python scripts/get_data.py --parts glue                      # GLUE only
     python scripts/get_data.py --max-articles 100000 --max-book-sentences 2000000   # a slice of the corpora
     python scripts/get_data.py --out /data/bert-helu             # elsewhere; then point the recipes there
 
 The default --out is ../shared/data next to this clone: where configs/pretrain/cpu-tiny.yaml reads the
 corpus, where the tests look, and what the README's commands pass to --glue-dir.
 
-Sizes: GLUE with its test sets is about 0.5 GB as TSV; English Wikipedia 20231101 about 20 GB of text
-(6.4M articles, gzipped shards of 25,000); BookCorpus about 4.5 GB (74M sentences, shards of 1M).
+The corpora are large: wikimedia/wikipedia 20231101.en has 6.4M articles (written as gzipped shards of
+25,000) and bookcorpus/bookcorpus 74M sentences (shards of 1M); --max-articles and --max-book-sentences
+take a slice. Both are streamed, so nothing but the shards lands on disk.
 
 Resumable: every file is written atomically and a finished file is never redone, so run the same
 command again after an interruption. Every file's size and sha256 is printed and kept in
