@@ -96,7 +96,8 @@ def _choose_seed(task_dir: Path, file: str, seed: int | None):
         candidates.append((run_dir, {"seed": run_seed, "task": task.name, f"dev_{metric}": score}))
     if not candidates:
         return (
-            f"no finished {task.name} run with test predictions (finetune --predict-test --tasks {task.name})"
+            f"no finished {task.name} run with test predictions (finetune --predict-test needs "
+            f"{task.dir_name}'s train, dev and test files)"
         )
     if seed is not None:
         chosen = [c for c in candidates if c[1]["seed"] == seed]
