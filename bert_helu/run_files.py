@@ -25,13 +25,25 @@ from bert_helu.errors import UserError
 from bert_helu.pretraining import check_identity
 
 
-def tracker_names(logging: dict) -> list[str]:
-    """accelerate trackers for ``Accelerator(log_with=...)`` (TensorBoard by default, W&B optional)."""
+def tracker_names(logging: dict, run_dir: Path | None = None) -> list:
+    """accelerate trackers for ``Accelerator(log_with=...)`` (TensorBoard by default, W&B optional).
+
+    With ``run_dir``, TensorBoard writes to ``<run_dir>/tensorboard/`` whatever the W&B project is called
+    (accelerate would otherwise name its folder after the project given to ``init_trackers``).
+    """
     import importlib.util
 
     if logging["wandb"] and importlib.util.find_spec("wandb") is None:
         raise UserError("logging.wandb is true but wandb is not installed (pip install 'bert-helu[wandb]')")
-    return (["tensorboard"] if logging["tensorboard"] else []) + (["wandb"] if logging["wandb"] else [])
+    trackers = []
+    if logging["tensorboard"]:
+        if run_dir is None:
+            trackers.append("tensorboard")
+        else:
+            from accelerate.tracking import TensorBoardTracker
+
+            trackers.append(TensorBoardTracker("tensorboard", run_dir))
+    return trackers + (["wandb"] if logging["wandb"] else [])
 
 
 def sync_scalars(accelerator, masked: int, stop: bool, elapsed: float) -> tuple[int, bool, float]:
