@@ -11,7 +11,8 @@ export TOKENIZERS_PARALLELISM ?= false
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# CPU torch first (from this machine's disk here); pip then keeps it instead of pulling a CUDA build.
+	# torch first, as TORCH_SPEC says (for a CPU-only build on Linux add: --index-url https://download.pytorch.org/whl/cpu);
+	# pip then keeps it instead of pulling another build for the project's dependencies.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@

@@ -89,7 +89,7 @@ def _merge(base: dict, new: dict, source: str, open_mappings: set[str], prefix: 
                 raise UserError(f"{source}: {name!r} must be a mapping")
             _merge(default, value, source, open_mappings, prefix=f"{name}.")
             continue
-        base[key] = _coerce(name, default, value, source)
+        base[key] = coerce(name, default, value, source)
 
 
 def _deep_update(base: dict, new: dict) -> None:
@@ -100,7 +100,8 @@ def _deep_update(base: dict, new: dict) -> None:
             base[key] = copy.deepcopy(value)
 
 
-def _coerce(name: str, default, value, source: str):
+def coerce(name: str, default, value, source: str):
+    """``value`` checked against the type of ``default`` (a program checks its open mappings with it)."""
     if default is None or value is None or isinstance(default, dict):
         return value
     if isinstance(default, bool):
@@ -123,3 +124,18 @@ def _coerce(name: str, default, value, source: str):
             f"{source}: {name!r} must be {type(default).__name__}, got {value!r} ({type(value).__name__})"
         )
     return value
+
+
+def plain(value):
+    """``value`` with every Config turned back into a dict (for YAML and JSON writers)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def recipe_yaml(cfg: dict, sources: str) -> str:
+    """The resolved recipe as YAML that ``--config`` reads back as is."""
+    body = yaml.safe_dump(plain(cfg), sort_keys=False, default_flow_style=False, width=100)
+    return f"# resolved recipe: {sources}\n{body}"

@@ -17,7 +17,8 @@ from pathlib import Path
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from bert_helu.atomic import atomic_write_json
+from bert_helu.atomic import atomic_write_json, atomic_write_text
+from bert_helu.config import coerce
 from bert_helu.data.glue import (
     TASKS,
     GlueSplits,
@@ -27,26 +28,69 @@ from bert_helu.data.glue import (
     missing_files,
     task_available,
 )
+from bert_helu.data.glue_test import (
+    SubmissionFile,
+    has_test_data,
+    load_test_set,
+    prediction_lines,
+    submission_files_of,
+)
 from bert_helu.errors import UserError
-from bert_helu.finetuning import TRAIN_DEFAULTS, RunSettings, finetune
+from bert_helu.finetune_tracking import RunTracker
+from bert_helu.finetuning import TRAIN_DEFAULTS, TRAIN_KEY_HELP, RunSettings, finetune
+from bert_helu.glue_submission import PREDICTIONS_DIR, predict_in_order
 from bert_helu.precision import resolve_mixed_precision
+from bert_helu.run_files import tracker_names
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
     "seeds": [42],
-    "mixed_precision": "auto",  # auto | no | bf16 | fp16, resolved as in pretraining (bf16 only where native)
-    "save_model": False,  # fine-tuned models are large; results.json is what the tables need
+    "mixed_precision": "auto",
+    "save_model": False,
     "int8": False,
-    "tokenizer": None,  # default: the checkpoint's own tokenizer files
-    # CPU threads for torch (default: torch's choice). On a shared machine 1 thread per process can be
-    # several times faster than 2 threads competing with other jobs.
+    "tokenizer": None,
     "torch_threads": None,
     "train": TRAIN_DEFAULTS,
-    # per task: any `train` key, plus seeds, save_model, init_from (a task run first, same seed)
     "tasks": {},
+    "logging": {
+        "tensorboard": True,
+        "wandb": False,
+        "wandb_project": "bert-helu",
+        "log_every_steps": 10,
+    },
 }
-_TASK_KEYS = set(TRAIN_DEFAULTS) | {"seeds", "save_model", "init_from"}
+_TASK_ONLY_KEYS = {
+    "seeds": "this task's seeds (when --seeds is not given)",
+    "save_model": "keep this task's fine-tuned models (true for a task others start from)",
+    "init_from": "start from the fine-tuned model of this other task (same checkpoint, the same seed if "
+    "there is one), with a fresh head: the Mosaic recipe starts RTE, MRPC and STS-B from MNLI",
+}
+_TASK_KEYS = set(TRAIN_DEFAULTS) | set(_TASK_ONLY_KEYS)
+
+# One line per key of DEFAULTS, dotted; train.* lines are TRAIN_KEY_HELP. A test fails when one is missing.
+FINETUNE_KEY_HELP = {
+    "seeds": "seeds of every task (--seeds overrides them); each seed decides the head's initial weights "
+    "and the data order",
+    "mixed_precision": "auto (bf16 on GPUs that have it, else fp16; bf16 on CPUs with native bf16, else "
+    "fp32), no (fp32), bf16 or fp16",
+    "save_model": "keep each fine-tuned model in <run>/model/ (--save-models sets it)",
+    "int8": "also evaluate each fine-tuned model after dynamic INT8 quantisation of its nn.Linear layers "
+    "(--int8 sets it); results.json then has an int8 entry",
+    "tokenizer": "a tokenizer directory to use instead of the checkpoint's own",
+    "torch_threads": "torch threads on CPU (null: torch's choice, one per core). On a shared machine one "
+    "thread per process can be several times faster than two competing with other jobs",
+    **{f"train.{key}": text for key, text in TRAIN_KEY_HELP.items()},
+    "tasks": "per-task settings that replace train.* for that task, e.g. {rte: {lr: 2.0e-5, epochs: 10}}; "
+    "besides any train key a task may set: "
+    + "; ".join(f"{key}: {text}" for key, text in _TASK_ONLY_KEYS.items()),
+    "logging.tensorboard": "write each run's loss, learning rate and dev metrics to "
+    "<run>/tensorboard/ (tensorboard --logdir results/)",
+    "logging.wandb": "also log each run to Weights & Biases, named <run name>/<task>/seed<seed> and grouped "
+    "by run name (pip install 'bert-helu[wandb]'; wandb login, or WANDB_MODE=offline)",
+    "logging.wandb_project": "the W&B project",
+    "logging.log_every_steps": "log the training loss and learning rate every this many steps",
+}
 
 # Folder names that say nothing about which run made a checkpoint: use the parent's name instead.
 _ANONYMOUS_DIRS = {"final", "model", "checkpoint", "best", "last"}
@@ -70,8 +114,12 @@ class Run:
     def result_files(self, output_dir: Path) -> list[Path]:
         return [self.dir(output_dir, name) / "results.json" for name in self.task.reported_names]
 
-    def done(self, output_dir: Path) -> bool:
-        return all(p.is_file() for p in self.result_files(output_dir))
+    def prediction_files(self, output_dir: Path, submissions: list[SubmissionFile]) -> list[Path]:
+        return [self.dir(output_dir) / PREDICTIONS_DIR / sub.file for sub in submissions]
+
+    def done(self, output_dir: Path, submissions: list[SubmissionFile] = ()) -> bool:
+        needed = self.result_files(output_dir) + self.prediction_files(output_dir, submissions)
+        return all(p.is_file() for p in needed)
 
     def __str__(self) -> str:
         return f"{self.checkpoint.name}/{self.task.name}/seed{self.seed}"
@@ -123,10 +171,14 @@ def task_settings(cfg, task: GlueTask) -> tuple[RunSettings, list[int]]:
 
 
 def validate_recipe(cfg) -> None:
+    """Check the open ``tasks`` mapping, and give its train keys the types of ``train`` (in place)."""
     for name in cfg.tasks or {}:
         if name not in TASKS:
             raise UserError(f"recipe: tasks: unknown GLUE task {name!r} (known: {', '.join(TASKS)})")
-        init_from = (cfg.tasks[name] or {}).get("init_from")
+        settings = cfg.tasks[name] or {}
+        for key in set(settings) & set(TRAIN_DEFAULTS):
+            settings[key] = coerce(f"tasks.{name}.{key}", TRAIN_DEFAULTS[key], settings[key], "recipe")
+        init_from = settings.get("init_from")
         if init_from is not None and init_from not in TASKS:
             raise UserError(f"recipe: tasks.{name}.init_from: unknown GLUE task {init_from!r}")
 
@@ -143,9 +195,14 @@ def plan_runs(checkpoints, tasks, cfg, cli_seeds: list[int] | None) -> list[Run]
     return runs
 
 
-def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=None) -> BatchReport:
+def run_batch(
+    checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=None, predict_test=False
+) -> BatchReport:
+    """Every run not finished yet; with ``predict_test`` a run is finished once its test predictions
+    exist too (a run finished without them is done again)."""
     output_dir = Path(output_dir)
     validate_recipe(cfg)
+    tracker_names(cfg.logging)  # W&B asked for but not installed: say so before the first run
     available = []
     report = BatchReport(total=0)
     for task in tasks:
@@ -155,9 +212,10 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
             missing = ", ".join(missing_files(task, glue_dir))
             log.warning("skipping GLUE task %s: data absent (%s); it shows as n/a", task.name, missing)
             report.unavailable.append(task.name)
+    submissions = {t.name: _submissions(t, glue_dir) if predict_test else [] for t in available}
     runs = plan_runs(checkpoints, available, cfg, cli_seeds)
     report.total = len(runs)
-    todo = [r for r in runs if not r.done(output_dir)]
+    todo = [r for r in runs if not r.done(output_dir, submissions[r.task.name])]
     report.skipped_done = len(runs) - len(todo)
     if report.skipped_done:
         log.info(
@@ -174,7 +232,7 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
     )
     for run in todo:
         bar.set_postfix_str(str(run))
-        if run.done(output_dir):  # finished meanwhile by another batch on the same output dir
+        if run.done(output_dir, submissions[run.task.name]):  # finished meanwhile by another batch
             report.skipped_done += 1
             bar.update(1)
             continue
@@ -182,7 +240,9 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
             # a fresh Accelerator per run: it holds references to its prepared model/optimizer, and
             # dropping it frees them without accelerate's free_memory (a full gc.collect, seconds)
             run_accelerator = Accelerator(mixed_precision=precision)
-            outcome_files = _one_run(run, cfg, output_dir, glue_dir, data_cache, run_accelerator)
+            outcome_files = _one_run(
+                run, cfg, output_dir, glue_dir, data_cache, run_accelerator, submissions[run.task.name]
+            )
             report.finished.append(str(run))
             bar.write(f"done {run}: " + "; ".join(outcome_files))
         except HubUnavailableError:
@@ -200,20 +260,40 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
     return report
 
 
-def _task_data(task: GlueTask, glue_dir, cache: dict) -> GlueSplits:
-    if task.name not in cache:
+def _submissions(task: GlueTask, glue_dir) -> list[SubmissionFile]:
+    """The task's submission files whose test data exists (all of them from the hub)."""
+    present = [sub for sub in submission_files_of(task.name) if has_test_data(sub, glue_dir)]
+    for sub in submission_files_of(task.name):
+        if sub not in present:
+            log.warning(
+                "no test file %s: %s will be missing from the submission", Path(glue_dir) / sub.path, sub.file
+            )
+    return present
+
+
+def _cached(key: str, cache: dict, load):
+    """``load()`` once per key; a bad file fails every run that needs it with the same message."""
+    if key not in cache:
         try:
-            cache[task.name] = load_task(task, glue_dir)
+            cache[key] = load()
         except UserError as err:
-            cache[task.name] = err  # a bad file fails every run of the task with the same message
-    if isinstance(cache[task.name], UserError):
-        raise cache[task.name]
-    return cache[task.name]
+            cache[key] = err
+    if isinstance(cache[key], UserError):
+        raise cache[key]
+    return cache[key]
 
 
-def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator) -> list[str]:
+def _task_data(task: GlueTask, glue_dir, cache: dict) -> GlueSplits:
+    return _cached(task.name, cache, lambda: load_task(task, glue_dir))
+
+
+def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator, submissions) -> list[str]:
     settings, _ = task_settings(cfg, run.task)
     data = _task_data(run.task, glue_dir, data_cache)
+    tests = {
+        sub: _cached(f"test:{sub.file}", data_cache, lambda s=sub: load_test_set(s, glue_dir))
+        for sub in submissions
+    }
     init_dir = None
     if settings.init_from:
         same_seed = run.dir(output_dir, settings.init_from) / "model"
@@ -229,11 +309,31 @@ def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator)
                 "%s: no %s model at %s; starting from the checkpoint", run, settings.init_from, candidate
             )
     model_dir = run.dir(output_dir) / "model" if settings.save_model else None
-    outcome = finetune(
-        run.checkpoint.path, run.task, run.seed, data, settings, accelerator, model_dir, init_dir
-    )
+
+    def predict_tests(model, tokenizer) -> dict:
+        size, length = settings.train["eval_batch_size"], settings.train["max_length"]
+        return {
+            sub: predict_in_order(model, tokenizer, ds, run.task, length, size) for sub, ds in tests.items()
+        }
+
+    tracker = None
+    if accelerator.is_main_process and tracker_names(cfg.logging):
+        tracker = RunTracker(
+            cfg.logging, run.dir(output_dir), str(run), run.checkpoint.name, run.task.name, settings.train
+        )
+    try:
+        outcome = finetune(
+            run.checkpoint.path, run.task, run.seed, data, settings, accelerator, model_dir, init_dir,
+            tracker=tracker, after_training=predict_tests if tests else None,
+        )  # fmt: skip
+    finally:
+        if tracker:
+            tracker.close()
     written = []
     if accelerator.is_main_process:
+        for sub, predictions in outcome.extra.items():  # before results.json, which marks the run done
+            lines = prediction_lines(sub, tests[sub]["index"], predictions)
+            atomic_write_text(run.dir(output_dir) / PREDICTIONS_DIR / sub.file, lines)
         # the mismatched file first: the run only counts as done once the task's own file exists
         for name in reversed(run.task.reported_names):
             result = {"run": run.checkpoint.name, **outcome.results[name]}
@@ -242,4 +342,5 @@ def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator)
             atomic_write_json(run.dir(output_dir, name) / "results.json", result)
             shown = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
             written.append(f"{name} {shown}")
+        written += [f"test predictions {sub.file}" for sub in outcome.extra]
     return written

@@ -49,6 +49,25 @@ TRAIN_DEFAULTS = {
     "max_eval_examples": None,
 }
 
+# One line per TRAIN_DEFAULTS key (docs/config.md; a test fails when a key has none).
+TRAIN_KEY_HELP = {
+    "epochs": "passes over the training set; the dev set is evaluated after each, the last one is reported",
+    "batch_size": "training examples per step (per process)",
+    "lr": "peak learning rate (AdamW)",
+    "weight_decay": "AdamW weight decay (not applied to biases and LayerNorm weights)",
+    "scheduler": "learning-rate schedule, a transformers get_scheduler name: linear, cosine, constant, "
+    "constant_with_warmup, polynomial, ...",
+    "warmup_ratio": "linear warm-up over this share of the training steps",
+    "max_length": "tokens per example at most (longer ones are cut); batches are padded to their longest",
+    "grad_clip": "clip the gradient norm to this value; 0: no clipping",
+    "eval_batch_size": "examples per evaluation batch",
+    "group_by_length": "batch examples of similar length together (less padding, faster; the order stays "
+    "random between batches), as the Hugging Face Trainer's group_by_length",
+    "max_train_examples": "train on at most this many examples: a fixed random subset, the same for every "
+    "seed and checkpoint; null: all",
+    "max_eval_examples": "evaluate on at most this many dev examples (a fixed random subset); null: all",
+}
+
 
 @dataclass
 class RunSettings:
@@ -193,8 +212,15 @@ def finetune(
     accelerator: Accelerator,
     model_dir: Path | None = None,
     init_dir: Path | None = None,
+    tracker=None,
+    after_training=None,
 ) -> RunOutcome:
-    """Train ``checkpoint`` on ``task`` and evaluate on its dev set(s) after every epoch."""
+    """Train ``checkpoint`` on ``task`` and evaluate on its dev set(s) after every epoch.
+
+    ``tracker`` (a ``finetune_tracking.RunTracker``) receives the loss, learning rate and dev metrics;
+    ``after_training(model, tokenizer)``, called on the main process with the trained model, returns
+    what goes into the outcome's ``extra`` (the batch predicts GLUE test sets with it).
+    """
     cfg = settings.train
     set_seed(seed)  # before the head is initialised: the seed decides head weights and data order
     model = load_for_task(checkpoint, task, init_dir)
@@ -241,8 +267,12 @@ def finetune(
                 raise UserError(
                     f"{checkpoint}: {task.name} seed {seed}: loss became {loss.item()} at epoch {epoch}"
                 )
+            if tracker:
+                tracker.step(loss.item(), scheduler.get_last_lr()[0])
         train_seconds += time.perf_counter() - start
         history.append({"epoch": epoch, "metrics": evaluate(model, eval_dls, task, accelerator)})
+        if tracker:
+            tracker.epoch(epoch, history[-1]["metrics"])
         log.info("%s %s seed %d epoch %d: %s", checkpoint, task.name, seed, epoch, history[-1]["metrics"])
 
     # without the autocast wrapper accelerate put on forward: the INT8 copy must run in fp32
@@ -254,6 +284,7 @@ def finetune(
         int8 = evaluate(qmodel, plain, task)
         del qmodel
 
+    extra = after_training(unwrapped, tokenizer) if after_training and accelerator.is_main_process else {}
     saved = None
     if model_dir is not None and accelerator.is_main_process:
         saved = save_model(unwrapped, model_dir, tokenizer=tokenizer)
@@ -282,4 +313,4 @@ def finetune(
         }
         if int8 is not None:
             results[name]["int8"] = {"metrics": int8[name], "method": "torch.ao dynamic qint8, nn.Linear"}
-    return RunOutcome(results=results, model_dir=saved)
+    return RunOutcome(results=results, model_dir=saved, extra=extra)

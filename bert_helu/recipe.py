@@ -1,4 +1,5 @@
-"""The pretraining recipe: every key a recipe may set (``PRETRAIN_DEFAULTS``) and the values allowed.
+"""The pretraining recipe: every key a recipe may set (``PRETRAIN_DEFAULTS``), what it means
+(``PRETRAIN_KEY_HELP``, the text of docs/config.md) and the values allowed (``check_values``).
 
 Kept apart from the training code (and free of torch) so that ``python -m pretrain --prepare-only``
 reads and checks a recipe without paying seconds of torch/transformers imports.
@@ -6,7 +7,7 @@ reads and checks a recipe without paying seconds of torch/transformers imports.
 
 from __future__ import annotations
 
-from bert_helu.data.defaults import DATA_DEFAULTS
+from bert_helu.data.defaults import DATA_DEFAULTS, DATA_KEY_HELP
 from bert_helu.errors import UserError
 
 PRETRAIN_DEFAULTS = {
@@ -30,22 +31,22 @@ PRETRAIN_DEFAULTS = {
     "train": {
         "global_batch_size": 288,
         "micro_batch_size": 32,
-        "max_steps": 0,  # 0: no step limit (then budget_hours must be set)
-        "budget_hours": 0.0,  # 0: no wall-clock budget
+        "max_steps": 0,
+        "budget_hours": 0.0,
         "lr": 1e-4,
         "betas": [0.9, 0.98],
         "eps": 1e-12,
         "weight_decay": 0.01,
         "grad_clip": 0.5,
-        "scheduler": "one_cycle",  # one_cycle | linear | triangle | cosine | constant
-        "schedule_progress": "time",  # time (elapsed / budget) | steps (step / max_steps)
+        "scheduler": "one_cycle",
+        "schedule_progress": "time",
         "warmup_fraction": 0.0,
         "min_lr_ratio": 0.0,
         "mlm_probability": 0.15,
-        "mixed_precision": "auto",  # auto | no | bf16 | fp16
+        "mixed_precision": "auto",
         "compile": False,
-        "cpu_threads": 0,  # torch intra-op threads; 0 = torch's default (one per core)
-        "max_bad_steps": 10,  # abort after this many non-finite steps in a row
+        "cpu_threads": 0,
+        "max_bad_steps": 10,
         "checkpoint_every_steps": 0,
         "checkpoint_every_minutes": 30.0,
         "keep_checkpoints": 2,
@@ -55,9 +56,9 @@ PRETRAIN_DEFAULTS = {
     },
     "telemetry": {
         "enabled": True,
-        "every": 200,  # start a telemetry window every this many steps
-        "window": 8,  # batches per window (dead neurons: never positive over the window)
-        "histogram_every": 1000,  # pre-activation histograms saved to <run>/telemetry/ this often
+        "every": 200,
+        "window": 8,
+        "histogram_every": 1000,
     },
     "logging": {
         "tensorboard": True,
@@ -65,6 +66,81 @@ PRETRAIN_DEFAULTS = {
         "wandb_project": "bert-helu",
         "progress_bar": True,
     },
+}
+
+# One line per key of PRETRAIN_DEFAULTS, dotted ("train.lr"); the data.* lines are DATA_KEY_HELP.
+# Adding a key to the defaults means adding its line here: a test fails otherwise.
+PRETRAIN_KEY_HELP = {
+    "activation": "the FFN activation: a registered name or name:key=value,... (helu:alpha=0.05); "
+    "--activation sets it too, and --list-activations shows them all",
+    "seed": "seed of model initialisation, masking and data order",
+    "model.architecture": "bert (stock post-LayerNorm BERT) or modernbert (the crammed encoder: "
+    "pre-LayerNorm, no biases, gated FFN, rotary positions; ModernBertForMaskedLM), see "
+    "docs/crammed_encoder.md",
+    "model.hidden_size": "width of the encoder (ignored with model.init_from)",
+    "model.num_hidden_layers": "number of transformer layers",
+    "model.num_attention_heads": "attention heads per layer (must divide hidden_size)",
+    "model.intermediate_size": "width of the feed-forward block, where the activation is applied "
+    "(modernbert: the activations per token; the gated block's input projection is twice as wide)",
+    "model.max_position_embeddings": "longest sequence the position embeddings cover (>= data.seq_len)",
+    "model.hidden_dropout_prob": "dropout on hidden states (Cramming pretrains with 0)",
+    "model.attention_probs_dropout_prob": "dropout on attention probabilities",
+    "model.global_attn_every_n_layers": "modernbert: global attention every this many layers, local (sliding "
+    "window) attention in between; 1 = global in every layer, as Cramming",
+    "model.local_attention": "modernbert: the window, in tokens, of local-attention layers (if any)",
+    "model.init_from": "start from this Hugging Face checkpoint directory instead of a fresh model, with its "
+    "FFN activation swapped for 'activation' (relufying a GELU model, say); its tokenizer is used "
+    "unless data.tokenizer is set, and the model.* sizes above are ignored",
+    **{f"data.{key}": text for key, text in DATA_KEY_HELP.items()},
+    "train.global_batch_size": "sequences per optimizer step over all processes; gradient accumulation "
+    "makes up the difference (global = micro x accumulation x processes)",
+    "train.micro_batch_size": "sequences per forward/backward pass in each process (lower it when memory "
+    "is short; the global batch and the result stay the same)",
+    "train.max_steps": "stop after this many optimizer steps; 0: no step limit (then budget_hours must be "
+    "set)",
+    "train.budget_hours": "stop after this much training time (validation and checkpointing are not "
+    "counted), Cramming's budget; 0: no time limit. With both set the first one reached ends the run",
+    "train.lr": "peak learning rate (AdamW)",
+    "train.betas": "AdamW betas, two numbers in [0, 1)",
+    "train.eps": "AdamW epsilon",
+    "train.weight_decay": "AdamW weight decay (not applied to biases and LayerNorm weights)",
+    "train.grad_clip": "clip the gradient norm to this value; 0: no clipping",
+    "train.scheduler": "learning-rate schedule: one_cycle (linear up over the first half, down over the "
+    "second: Cramming's budget one-cycle), linear (warm-up, then linear decay to 0), triangle (warm-up, "
+    "then linear decay to min_lr_ratio), cosine (warm-up, then cosine to min_lr_ratio), constant "
+    "(warm-up, then the peak)",
+    "train.schedule_progress": "what drives the schedule: time (elapsed / budget_hours, so a faster "
+    "activation gets more steps from the same budget) or steps (step / max_steps)",
+    "train.warmup_fraction": "linear warm-up over this share of the run, for linear, triangle, cosine and "
+    "constant; one_cycle has its own ramp and ignores it",
+    "train.min_lr_ratio": "floor of the triangle and cosine schedules, as a share of the peak",
+    "train.mlm_probability": "share of tokens masked for the MLM loss (BERT: 0.15)",
+    "train.mixed_precision": "auto (bf16 on GPUs that have it, else fp16; bf16 on CPUs with native bf16, "
+    "AVX512-BF16 or AMX, else fp32), no (fp32), bf16 or fp16",
+    "train.compile": "torch.compile the model (a long first step; measure before relying on it)",
+    "train.cpu_threads": "torch threads per process on CPU; 0: torch's default (one per core). On a shared "
+    "machine fewer threads can be faster",
+    "train.max_bad_steps": "a step whose loss or gradient is not finite is skipped; the run stops after "
+    "this many in a row",
+    "train.checkpoint_every_steps": "save a resumable checkpoint every this many steps; 0: off",
+    "train.checkpoint_every_minutes": "save a resumable checkpoint every this many minutes of training; "
+    "0: off",
+    "train.keep_checkpoints": "checkpoints kept in <run>/checkpoints/ (older ones are deleted)",
+    "train.eval_every_steps": "validation MLM loss every this many steps; 0: only at the end",
+    "train.eval_batches": "micro-batches of the validation set per evaluation",
+    "train.log_every_steps": "log the training loss, learning rate, gradient norm and tokens/s every this "
+    "many steps (metrics.jsonl and the trackers)",
+    "telemetry.enabled": "record FFN activation statistics during training (exact zeros, dead neurons, "
+    "pre-activations in HeLU's band) into metrics.jsonl and the trackers",
+    "telemetry.every": "start a telemetry window every this many steps (0: never)",
+    "telemetry.window": "steps per window; dead neurons are those never positive over the window",
+    "telemetry.histogram_every": "also save pre-activation histograms this often (steps), to "
+    "<run>/telemetry/histograms-step*.json and TensorBoard; 0: never",
+    "logging.tensorboard": "write metrics to <run>/tensorboard/ (tensorboard --logdir runs/)",
+    "logging.wandb": "also log to Weights & Biases (pip install 'bert-helu[wandb]'; wandb login, or "
+    "WANDB_MODE=offline)",
+    "logging.wandb_project": "the W&B project; the run is named after the output directory",
+    "logging.progress_bar": "show a progress bar with loss, learning rate, tokens/s and budget left",
 }
 
 

@@ -25,13 +25,25 @@ from bert_helu.errors import UserError
 from bert_helu.pretraining import check_identity
 
 
-def tracker_names(logging: dict) -> list[str]:
-    """accelerate trackers for ``Accelerator(log_with=...)`` (TensorBoard by default, W&B optional)."""
+def tracker_names(logging: dict, run_dir: Path | None = None) -> list:
+    """accelerate trackers for ``Accelerator(log_with=...)`` (TensorBoard by default, W&B optional).
+
+    With ``run_dir``, TensorBoard writes to ``<run_dir>/tensorboard/`` whatever the W&B project is called
+    (accelerate would otherwise name its folder after the project given to ``init_trackers``).
+    """
     import importlib.util
 
     if logging["wandb"] and importlib.util.find_spec("wandb") is None:
         raise UserError("logging.wandb is true but wandb is not installed (pip install 'bert-helu[wandb]')")
-    return (["tensorboard"] if logging["tensorboard"] else []) + (["wandb"] if logging["wandb"] else [])
+    trackers = []
+    if logging["tensorboard"]:
+        if run_dir is None:
+            trackers.append("tensorboard")
+        else:
+            from accelerate.tracking import TensorBoardTracker
+
+            trackers.append(TensorBoardTracker("tensorboard", run_dir))
+    return trackers + (["wandb"] if logging["wandb"] else [])
 
 
 def sync_scalars(accelerator, masked: int, stop: bool, elapsed: float) -> tuple[int, bool, float]:
@@ -266,6 +278,9 @@ class RunFiles:
                     self.dir / "telemetry" / f"histograms-step{summary['window_start']:08d}.json",
                     {"step": summary["window_start"], "layers": histograms},
                 )
+                if self.trackers and self.cfg["logging"]["tensorboard"]:
+                    writer = self.acc.get_tracker("tensorboard", unwrap=True)
+                    add_histograms(writer, histograms, summary["window_start"])
             row = {"step": summary["step"], "telemetry": summary}
             for key, value in summary["mean"].items():
                 if value is not None:
@@ -349,6 +364,36 @@ class RunFiles:
                 f"{summary['final_validation_loss']}; model in {self.dir / 'final'}"
             )
         return summary
+
+
+def add_histograms(writer, histograms: dict, step: int) -> None:
+    """Telemetry histograms (counts over fixed bins) as TensorBoard histograms, one per FFN layer.
+
+    TensorBoard draws the bucket counts; the sum and sum of squares it also stores are estimated from
+    bin centres. Values outside the binned range go in one bucket on each side.
+    """
+    for layer, hist in histograms.items():
+        edges, counts = hist["edges"], hist["counts"]
+        limits, buckets = list(edges[1:]), list(counts)
+        if hist["below"]:
+            limits, buckets = [edges[0], *limits], [hist["below"], *buckets]
+        if hist["above"]:
+            limits, buckets = [*limits, max(hist["max"] or edges[-1], edges[-1])], [*buckets, hist["above"]]
+        centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        total = sum(buckets)
+        if not total:
+            continue
+        writer.add_histogram_raw(
+            f"telemetry/preactivation/layer{layer}",
+            min=hist["min"] if hist["min"] is not None else edges[0],
+            max=hist["max"] if hist["max"] is not None else edges[-1],
+            num=total,
+            sum=sum(c * x for c, x in zip(counts, centres, strict=True)),
+            sum_squares=sum(c * x * x for c, x in zip(counts, centres, strict=True)),
+            bucket_limits=limits,
+            bucket_counts=buckets,
+            global_step=step,
+        )
 
 
 def _flat(cfg: dict, prefix: str = "") -> dict:

@@ -1,12 +1,4 @@
-"""``python -m finetune``: fine-tune checkpoints on GLUE tasks over several seeds, one results.json each.
-
-    python -m finetune --checkpoints runs/gelu/final runs/helu/final --tasks all --seeds 42 43 44 \\
-        --glue-dir ../shared/data/glue_data --output-dir results/ --config configs/finetune/glue-sane.yaml
-
-Also under ``accelerate launch -m finetune ...``. Without ``--glue-dir`` GLUE comes from the hub
-(nyu-mll/glue). Finished runs are skipped on restart; a failed run is reported at the end and makes
-the exit status non-zero, after every other run has had its turn.
-"""
+"""``python -m finetune``: fine-tune checkpoints on GLUE tasks over several seeds, one results.json each."""
 
 from __future__ import annotations
 
@@ -15,32 +7,117 @@ import logging
 import sys
 from pathlib import Path
 
-from bert_helu.config import load_config
+from bert_helu.config import load_config, recipe_yaml
 from bert_helu.data.glue import resolve_tasks
 from bert_helu.errors import cli_entry
-from bert_helu.finetune_batch import DEFAULTS, parse_checkpoints, run_batch
+from bert_helu.finetune_batch import DEFAULTS, parse_checkpoints, run_batch, validate_recipe
+from bert_helu.glue_submission import describe, write_submission
+from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
+
+DESCRIPTION = """Fine-tune pretrained checkpoints on GLUE tasks, every checkpoint x task x seed, and write one
+results.json per run (dev-set metrics after each epoch; the last epoch is the reported result)."""
+
+EPILOG = """examples:
+  python -m finetune --config configs/finetune/cpu-fast.yaml --checkpoints runs/gelu/final runs/helu/final \\
+      --tasks sst2,mrpc --seeds 42 43 --glue-dir bert_helu/sample_data/glue_data --output-dir results/
+  python -m finetune --config configs/finetune/glue-sane.yaml --print-config train.epochs=3
+  python -m finetune ... --predict-test      # also write the GLUE server's submission files
+
+Output: <output-dir>/<run name>/<task>/seed<seed>/results.json, where the run name is the checkpoint
+folder (runs/helu/final -> helu) or NAME in NAME=DIR. MNLI also writes mnli_mismatched/.
+Finished runs are skipped when the command runs again; a failed run is reported at the end and
+makes the exit status 1, after every other run has had its turn. Errors in the input (unknown task,
+bad recipe key, ...) print one line and exit with status 2. Also runs under accelerate launch -m finetune."""
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoints", nargs="+", required=True, help="checkpoint dirs (or name=dir)")
-    parser.add_argument("--tasks", default="all", help="all, or comma-separated: cola,sst2,mrpc,...")
-    parser.add_argument("--seeds", nargs="+", help="default: the recipe's seeds")
-    parser.add_argument("--glue-dir", help="glue_data folder (original TSV layout); default: the hub")
-    parser.add_argument("--output-dir", default="results", help="where results.json files go")
-    parser.add_argument("--config", help="a recipe, e.g. configs/finetune/glue-sane.yaml")
-    parser.add_argument("--int8", action="store_true", help="also evaluate after dynamic INT8 quantisation")
-    parser.add_argument("--save-models", action="store_true", help="keep the fine-tuned models (off: disk)")
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value, e.g. train.epochs=2")
+    parser = argparse.ArgumentParser(
+        prog="python -m finetune",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--checkpoints",
+        nargs="+",
+        metavar="[NAME=]DIR",
+        help="checkpoint directories to fine-tune (ours or any BERT-family Hugging Face checkpoint); "
+        "NAME names the run in the output and tables. Required to fine-tune",
+    )
+    parser.add_argument(
+        "--tasks",
+        default="all",
+        help="'all' (default) or comma-separated GLUE tasks: cola,sst2,mrpc,stsb,qqp,mnli,qnli,rte,wnli; "
+        "tasks whose files are absent from --glue-dir are skipped and show as n/a in tables",
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", metavar="SEED", help="seeds to run (default: the recipe's 'seeds', 42)"
+    )
+    parser.add_argument(
+        "--glue-dir",
+        metavar="DIR",
+        help="a glue_data folder in the original GLUE TSV layout (CoLA/, SST-2/, ..., as "
+        "scripts/get_data.py writes it); default: download nyu-mll/glue from the Hugging Face hub",
+    )
+    parser.add_argument(
+        "--output-dir", metavar="DIR", default="results", help="where results go (default: results)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="YAML",
+        help="a recipe (configs/finetune/*.yaml); default: the built-in settings, listed with their "
+        "meaning in docs/config.md",
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="also evaluate each fine-tuned model after dynamic INT8 quantisation (recipe key int8)",
+    )
+    parser.add_argument(
+        "--save-models",
+        action="store_true",
+        help="keep each fine-tuned model in <run>/model/ (recipe key save_model; off by default: "
+        "a BERT-base model is 440 MB per run)",
+    )
+    parser.add_argument(
+        "--predict-test",
+        action="store_true",
+        help="also predict every task's test set and write the GLUE server's submission files "
+        "(<output-dir>/<run name>/submission/*.tsv and submission.zip)",
+    )
+    parser.add_argument(
+        "--submission-seed",
+        default="best",
+        metavar="best|SEED",
+        help="which seed's test predictions go into the submission: 'best' (default: the seed with "
+        "the best dev score per task) or a seed number",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved recipe (defaults <- --config <- overrides <- flags) as YAML, then exit",
+    )
+    add_import_argument(parser)
+    add_list_argument(parser)
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="recipe overrides in dotted form: train.epochs=2 tasks.rte.lr=2e-5 (values are YAML)",
+    )
     args = parser.parse_args(argv)
     # --checkpoints/--seeds take every word after them, so overrides written there are moved back
-    args.checkpoints, extra = _split_overrides(args.checkpoints)
+    args.checkpoints, extra = _split_overrides(args.checkpoints or [])
     seeds, more = _split_overrides(args.seeds or [])
     args.overrides = extra + more + args.overrides
     try:
         args.seeds = [int(s) for s in seeds] or None
     except ValueError:
         parser.error(f"--seeds: integers expected, got {' '.join(seeds)}")
+    if args.submission_seed != "best" and not args.submission_seed.isdigit():
+        parser.error(f"--submission-seed: 'best' or a seed number expected, got {args.submission_seed!r}")
+    if not args.checkpoints and not (args.print_config or args.list_activations):
+        parser.error("--checkpoints is required")
     return args
 
 
@@ -53,6 +130,10 @@ def _split_overrides(words: list[str]) -> tuple[list[str], list[str]]:
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
+    import_modules(args.imports)  # before any checkpoint names its activation
+    if args.list_activations:
+        print(activations_table())
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # quiet per-model load reports ("newly initialised classifier") and per-split progress bars:
     # the batch has its own progress bar
@@ -67,6 +148,10 @@ def main(argv=None):
     cfg = load_config(DEFAULTS, args.config, args.overrides)
     cfg.int8 = cfg.int8 or args.int8
     cfg.save_model = cfg.save_model or args.save_models
+    validate_recipe(cfg)
+    if args.print_config:
+        print(recipe_yaml(cfg, f"defaults <- {args.config or '(no --config)'} <- command line"), end="")
+        return 0
     if cfg.torch_threads:
         import torch
 
@@ -75,7 +160,16 @@ def main(argv=None):
     checkpoints = parse_checkpoints(args.checkpoints)
     tasks = resolve_tasks(args.tasks)
     # 3. run them (finished ones skipped), then say what happened
-    report = run_batch(checkpoints, tasks, cfg, Path(args.output_dir), args.glue_dir, args.seeds)
+    output_dir = Path(args.output_dir)
+    report = run_batch(checkpoints, tasks, cfg, output_dir, args.glue_dir, args.seeds, args.predict_test)
+    # 4. with --predict-test: each checkpoint's GLUE server submission from its chosen seeds
+    if args.predict_test:
+        seed = None if args.submission_seed == "best" else int(args.submission_seed)
+        for checkpoint in checkpoints:
+            print(
+                describe(checkpoint.name, write_submission(output_dir, checkpoint.name, seed)),
+                file=sys.stderr,
+            )
     print(
         f"{report.total} runs: {len(report.finished)} finished now, {report.skipped_done} already done, "
         f"{len(report.failed)} failed"

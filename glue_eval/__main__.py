@@ -1,6 +1,7 @@
-"""``python -m glue_eval <command> ...``: each command lives in its own module of this package.
+"""``python -m glue_eval <command> ...``: tables, activation statistics and inference timing.
 
-A command module exposes ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args)``.
+Each command lives in its own module of this package, exposing ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args)``; a module whose optional dependencies are missing is left out.
 """
 
 from __future__ import annotations
@@ -16,11 +17,27 @@ COMMANDS = {
     "bench-inference": "glue_eval.bench_inference",  # inference timing (Figures 4 and 5)
 }
 
+DESCRIPTION = """Read what fine-tuning and pretraining produced: GLUE comparison tables from results.json
+files, FFN activation statistics of checkpoints, and inference timing. Run
+'python -m glue_eval <command> --help' for a command's options. Unlike pretrain and finetune,
+glue_eval takes no recipe: every setting is a command-line option."""
+
+EPILOG = """examples:
+  python -m glue_eval table results/ --format md --average paper
+  python -m glue_eval table results/ --delta int8
+  python -m glue_eval stats --checkpoint runs/helu/final --data sst2 --glue-dir ../shared/data/glue_data
+  python -m glue_eval bench-inference --glue-dir ../shared/data/glue_data --tasks sst2 --samples 64"""
+
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m glue_eval", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="python -m glue_eval",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     modules = {}
     for name, module_name in COMMANDS.items():
         try:
@@ -30,7 +47,15 @@ def main(argv=None):
                 raise
             continue
         modules[name] = module
-        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
+        module.add_arguments(
+            sub.add_parser(
+                name,
+                help=module.HELP,
+                description=getattr(module, "DESCRIPTION", module.HELP),
+                epilog=getattr(module, "EPILOG", None),
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
     args = parser.parse_args(argv)
     return modules[args.command].run(args)
 

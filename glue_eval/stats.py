@@ -10,28 +10,60 @@ from bert_helu.analysis.inputs import describe, load_encoder, load_texts, quiet_
 from bert_helu.analysis.plots import plot_layer_sparsity, plot_preactivation_histograms
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs
 from bert_helu.errors import UserError
+from bert_helu.plugins import add_import_argument, import_modules
 
 HELP = "per-layer exact-zero fraction, dead-neuron rate and pre-activation histograms of FFN activations"
+
+
+DESCRIPTION = """Per FFN layer of each checkpoint: the share of activation outputs that are exactly zero, the
+share of neurons never positive on the data ("dead"), the share of pre-activations below zero and in
+HeLU's band (-alpha, 0], and pre-activation histograms. Writes stats.json, stats.md, preactivations.png
+and sparsity.png to --output-dir."""
+
+EPILOG = """example:
+  python -m glue_eval stats --checkpoint gelu=runs/gelu/final helu=runs/helu/final --data sst2 \\
+      --glue-dir ../shared/data/glue_data --max-samples 512"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", nargs="+", required=True, metavar="[NAME=]DIR",
-        help="one or more checkpoint directories (project or stock transformers); NAME labels the plots",
+        help="one or more checkpoint directories (ours or stock transformers BERT-family); NAME labels "
+        "the rows and plots (default: the folder name, or its parent's for .../final)",
     )  # fmt: skip
     parser.add_argument(
-        "--data", required=True, help="GLUE task name (dev set; needs --glue-dir) or text file/folder"
+        "--data",
+        required=True,
+        help="a GLUE task name (its dev set; needs --glue-dir), or a text file or folder of text files",
     )
-    parser.add_argument("--glue-dir", default=None, help="glue_data folder in the original TSV layout")
-    parser.add_argument("--max-samples", type=int, default=512, help="random subset of the data (seeded)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--alpha", type=float, default=0.05, help="HeLU band (-alpha, 0] to mark and count")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output-dir", default=None, help="default: results/stats/<data name>")
+    parser.add_argument(
+        "--glue-dir", default=None, metavar="DIR", help="glue_data folder in the original TSV layout"
+    )
+    parser.add_argument(
+        "--max-samples",
+        type=int,
+        default=512,
+        help="texts drawn at random (seeded) from the data (default: 512)",
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument(
+        "--max-length", type=int, default=128, help="tokens per text, longer ones are cut (default: 128)"
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="HeLU band (-alpha, 0] to count and mark (default: 0.05)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random sample (default: 0)")
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        metavar="DIR",
+        help="where to write (default: results/stats/<data name>)",
+    )
+    add_import_argument(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
+    import_modules(args.imports)
     quiet_transformers()
     checkpoints = dict(_named(item) for item in args.checkpoint)
     if args.max_samples < 1 or args.batch_size < 1 or args.max_length < 2:

@@ -21,12 +21,47 @@ AVERAGE_TITLES = {
 }
 
 
+DESCRIPTION = """One row per checkpoint (run name and activation), one column per GLUE task in the HeLU
+paper's Table 2 order plus CoLA, and an average. Each cell is the dev metric x100, mean +- std over
+the seeds found, with the seed count in parentheses; per column the best is bold, the second
+underlined. Tasks with no results show n/a and the note under the table says what the average covers."""
+
+EPILOG = """examples:
+  python -m glue_eval table results/                               # Markdown, the paper's average
+  python -m glue_eval table results/ --format latex --average glue --output table.tex
+  python -m glue_eval table results/ --delta int8                  # Table 3: INT8 minus fp32"""
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("results", nargs="+", help="results dirs (searched for results.json) or files")
-    parser.add_argument("--format", choices=["md", "csv", "latex"], default="md")
-    parser.add_argument("--average", choices=sorted(AVERAGES), default="paper")
-    parser.add_argument("--delta", choices=["int8"], help="INT8 minus full precision (Table 3)")
-    parser.add_argument("--output", help="also write the table to this file")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        metavar="PATH",
+        help="results folders (searched recursively for results.json, as python -m finetune writes "
+        "them) or results.json files",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["md", "csv", "latex"],
+        default="md",
+        help="md: a Markdown table with notes (default); csv: mean, std and n per column, for "
+        "spreadsheets; latex: a booktabs tabular for papers",
+    )
+    parser.add_argument(
+        "--average",
+        choices=sorted(AVERAGES),
+        default="paper",
+        help="the last column: "
+        + "; ".join(f"{k}: {v}" for k, v in AVERAGE_TITLES.items())
+        + " (default: paper)",
+    )
+    parser.add_argument(
+        "--delta",
+        choices=["int8"],
+        help="instead of scores, print the INT8 model minus the full-precision one, in points, per seed "
+        "then mean +- std (the paper's Table 3; needs finetune --int8)",
+    )
+    parser.add_argument("--output", metavar="FILE", help="also write the table to this file")
 
 
 def run(args) -> int:

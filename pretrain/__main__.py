@@ -1,51 +1,108 @@
-"""Pretrain a BERT with the activation of your choice under a compute budget; get a checkpoint.
-
-    python -m pretrain --config configs/pretrain/demo.yaml --activation helu:alpha=0.05 --output-dir runs/x
-    accelerate launch -m pretrain --config ... train.max_steps=200 train.budget_hours=0.5
-
-Data-parallel on N CPU processes (gloo): ``torchrun --nproc_per_node N -m pretrain ...`` or
-``accelerate launch --multi_gpu --num_processes N -m pretrain ...`` (on a machine without GPUs that
-is accelerate's torch.distributed launcher; ``accelerate launch --cpu --num_processes N`` starts ONE
-process unless given an MPI hostfile). summary.json records ``num_processes``.
-
-Extra ``dotted.key=value`` arguments override the recipe. Running the same command again with the
-same --output-dir resumes from the newest checkpoint. The run ends with ``<output-dir>/final/``
-(a Hugging Face checkpoint with tokenizer) and ``<output-dir>/summary.json``.
-"""
+"""``python -m pretrain``: pretrain a BERT with the activation of your choice under a compute budget."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bert_helu.config import load_config
+from bert_helu.config import load_config, recipe_yaml
 from bert_helu.data import format_summary, prepare_corpus
 from bert_helu.errors import UserError, cli_entry
+from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
 from bert_helu.recipe import PRETRAIN_DEFAULTS, check_values
 from bert_helu.schedules import Schedule
 
+DESCRIPTION = """Pretrain a BERT (masked language modelling) with the activation of your choice under a
+step or wall-clock budget, and get a Hugging Face checkpoint in <output-dir>/final/."""
+
+EPILOG = """examples:
+  python -m pretrain --config configs/pretrain/demo.yaml --activation helu:alpha=0.05 --output-dir runs/helu
+  python -m pretrain --config configs/pretrain/cpu-tiny.yaml --print-config train.budget_hours=0.5
+  python -m pretrain --import examples.my_activation --activation scaled_tanh:scale=2 \\
+      --config configs/pretrain/demo.yaml --output-dir runs/scaled_tanh
+
+Several processes: torchrun --nproc_per_node N -m pretrain ... (CPU or GPU), or
+accelerate launch --multi_gpu --num_processes N -m pretrain ... (note: accelerate launch --cpu
+--num_processes N starts ONE process). The global batch stays what the recipe says.
+
+Running the same command again with the same --output-dir resumes from the newest checkpoint; a
+finished run is not redone. Errors in the input print one line and exit with status 2."""
+
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m pretrain", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="recipe YAML (configs/pretrain/*.yaml)")
-    parser.add_argument("--output-dir", help="run directory (checkpoints, logs, final/, summary.json)")
-    parser.add_argument("--activation", help="activation spec, e.g. gelu, relu, helu:alpha=0.05")
-    parser.add_argument("--prepare-only", action="store_true", help="prepare and cache the corpus, then exit")
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value config overrides")
-    return parser.parse_intermixed_args(argv)  # overrides may come before or after options
+    parser = argparse.ArgumentParser(
+        prog="python -m pretrain",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="YAML",
+        help="the recipe, a YAML file (configs/pretrain/*.yaml); every key it may set, with its default, "
+        "is in docs/config.md. Required unless --list-activations",
+    )
+    parser.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="the run directory: checkpoints/, metrics.jsonl, tensorboard/, telemetry/, final/ (the "
+        "trained model) and summary.json. Running again with the same directory resumes. Required to train",
+    )
+    parser.add_argument(
+        "--activation",
+        metavar="SPEC",
+        help="the FFN activation, overriding the recipe's 'activation' (default gelu): a name or "
+        "name:key=value,... e.g. relu, helu:alpha=0.05; see --list-activations",
+    )
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="clean, tokenize, pack and cache the corpus (data.*), print its summary, then exit",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved recipe (defaults <- --config <- overrides) as YAML, then exit",
+    )
+    add_import_argument(parser)
+    add_list_argument(parser)
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="recipe overrides in dotted form, applied after --config: train.budget_hours=0.5 "
+        "'train.betas=[0.9,0.98]' (values are YAML)",
+    )
+    args = parser.parse_intermixed_args(argv)  # overrides may come before or after options
+    if not args.config and not args.list_activations:
+        parser.error("--config is required (a recipe such as configs/pretrain/demo.yaml)")
+    return args
 
 
 @cli_entry
 def main(argv=None):
     # 1. The recipe: defaults <- YAML <- command line.
     args = parse_args(argv)
+    import_modules(args.imports)  # before anything reads an activation name
+    if args.list_activations:
+        print(activations_table())
+        return 0
     overrides = list(args.overrides) + ([f"activation={args.activation}"] if args.activation else [])
     cfg = load_config(PRETRAIN_DEFAULTS, args.config, overrides)
     tr = cfg.train
     check_values(cfg)
     schedule = Schedule(tr.scheduler, tr.warmup_fraction, tr.min_lr_ratio, tr.schedule_progress)
+    if tr.scheduler == "one_cycle" and tr.warmup_fraction:
+        print(
+            f"warning: train.warmup_fraction={tr.warmup_fraction:g} has no effect with train.scheduler="
+            "one_cycle, whose ramp over the first half of the run is the warm-up",
+            file=sys.stderr,
+        )
     if cfg.model.init_from and not cfg.data.tokenizer:
         cfg.data.tokenizer = str(cfg.model.init_from)  # the vocabulary must be the checkpoint's
+    if args.print_config:
+        print(recipe_yaml(cfg, f"defaults <- {args.config} <- command line"), end="")
+        return 0
     if args.prepare_only:
         print(format_summary(prepare_corpus(cfg.data).summary))
         return 0

@@ -53,7 +53,7 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # without it, torchrun on CPU gives N single-process runs
         mixed_precision=resolve_mixed_precision(tr.mixed_precision),
-        log_with=tracker_names(cfg.logging),
+        log_with=tracker_names(cfg.logging, Path(output_dir)),
         project_dir=output_dir,
     )
     run = RunFiles(Path(output_dir), accelerator, cfg)

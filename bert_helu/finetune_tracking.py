@@ -1,0 +1,69 @@
+"""One fine-tuning run's curves in TensorBoard (default) and Weights & Biases (``logging.wandb``).
+
+Per run (checkpoint x task x seed): the settings as hyperparameters, ``train/loss`` and ``train/lr``
+every ``logging.log_every_steps`` steps, and ``dev/<task>/<metric>`` after every epoch (at the step
+the epoch ended). TensorBoard writes ``<run dir>/tensorboard/``; a W&B run is named
+``<run name>/<task>/seed<seed>`` and grouped by run name, so seeds sit together. Only the main
+process logs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+
+class RunTracker:
+    def __init__(self, logging_cfg: dict, run_dir: Path, name: str, group: str, task: str, settings: dict):
+        from accelerate.tracking import TensorBoardTracker, WandBTracker
+
+        self.every = max(1, int(logging_cfg["log_every_steps"]))
+        self.steps = 0  # optimizer steps so far: the x axis of every curve
+        self.trackers = []
+        if logging_cfg["tensorboard"]:
+            # a run redone after a crash starts a fresh curve instead of drawing over the old one
+            shutil.rmtree(Path(run_dir) / "tensorboard", ignore_errors=True)
+            self.trackers.append(TensorBoardTracker("tensorboard", run_dir))
+        if logging_cfg["wandb"]:
+            self.trackers.append(
+                WandBTracker(logging_cfg["wandb_project"], name=name, group=group, job_type=task)
+            )
+        for tracker in self.trackers:
+            tracker.start()
+            tracker.store_init_configuration(hparams(settings))
+
+    def step(self, loss: float, lr: float) -> None:
+        """After each optimizer step: its loss and the learning rate it ends with."""
+        self.steps += 1
+        if self.steps % self.every == 0:
+            self._log({"train/loss": loss, "train/lr": lr}, self.steps)
+
+    def epoch(self, epoch: int, metrics: dict[str, dict[str, float]]) -> None:
+        values = {
+            f"dev/{name}/{metric}": v for name, scores in metrics.items() for metric, v in scores.items()
+        }
+        self._log({**values, "epoch": epoch}, self.steps)
+
+    def close(self) -> None:
+        for tracker in self.trackers:
+            tracker.finish()
+        self.trackers = []
+
+    def _log(self, values: dict, step: int) -> None:
+        for tracker in self.trackers:
+            tracker.log(values, step=step)
+
+
+def hparams(settings: dict, prefix: str = "") -> dict:
+    """Scalars only (TensorBoard's hyperparameters take nothing else); lists and null as JSON text."""
+    out = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(hparams(value, f"{name}."))
+        elif isinstance(value, bool | int | float | str):
+            out[name] = value
+        else:
+            out[name] = json.dumps(value)
+    return out
