@@ -22,8 +22,8 @@ def test_every_recipe_key_has_a_description_and_no_description_is_stale():
 
 def test_a_new_key_without_a_description_is_caught():
     recipe = recipes()[0]
-    grown = {**recipe.defaults, "model": {**recipe.defaults["model"], "architecture": "bert"}}
-    assert undocumented(Recipe(recipe.program, grown, recipe.descriptions, "")) == ["model.architecture"]
+    grown = {**recipe.defaults, "model": {**recipe.defaults["model"], "new_width": 64}}
+    assert undocumented(Recipe(recipe.program, grown, recipe.descriptions, "")) == ["model.new_width"]
     assert stale(Recipe(recipe.program, {"seed": 1}, {"seed": "x", "gone": "y"}, "")) == ["gone"]
 
 
