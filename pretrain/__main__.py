@@ -9,18 +9,24 @@ is accelerate's torch.distributed launcher; ``accelerate launch --cpu --num_proc
 process unless given an MPI hostfile). summary.json records ``num_processes``.
 
 Extra ``dotted.key=value`` arguments override the recipe. Running the same command again with the
-same --output-dir resumes from the newest checkpoint. The run ends with ``<output-dir>/final/``
+same --output-dir resumes from the newest checkpoint (refused, naming the keys, if the recipe now
+differs in anything that changes the result). One run at a time writes an output dir: it is
+locked (``<output-dir>/.lock``) by the main process. The run ends with ``<output-dir>/final/``
 (a Hugging Face checkpoint with tokenizer) and ``<output-dir>/summary.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
+from bert_helu.atomic import remove_leftovers
 from bert_helu.config import load_config
 from bert_helu.data import format_summary, prepare_corpus
 from bert_helu.errors import UserError, cli_entry
+from bert_helu.locks import RunDirLock
 from bert_helu.recipe import PRETRAIN_DEFAULTS, check_values
 from bert_helu.schedules import Schedule
 
@@ -56,7 +62,12 @@ def main(argv=None):
     schedule.progress_of(0, tr.max_steps, 0.0, tr.budget_hours * 3600)  # fails early if it cannot be computed
     from pretrain.train import train  # torch & co. load only now: a --prepare-only cache hit stays fast
 
-    return train(cfg, args.output_dir, schedule)
+    # Launchers (torchrun, accelerate launch) set RANK: the global main process alone holds the lock.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    with RunDirLock(args.output_dir) if main_process else contextlib.nullcontext():
+        if main_process:
+            remove_leftovers(args.output_dir)  # half-written files of a killed run (we hold the lock)
+        return train(cfg, args.output_dir, schedule)
 
 
 if __name__ == "__main__":
