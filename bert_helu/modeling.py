@@ -123,8 +123,10 @@ def load_config(path: str | os.PathLike) -> PretrainedConfig:
         raise UserError(f"{path}: not a model checkpoint (no config.json)")
     try:
         raw = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(f"{path / 'config.json'}: unreadable ({err})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path / 'config.json'}: not a model config (a JSON object expected)")
     act = str(raw.get("hidden_act", ""))
     if act.startswith(_PROJECT_PREFIX):
         raw["hidden_act"] = "relu"  # placeholder; set_activation restores the real one
