@@ -129,6 +129,11 @@ def _deep_update(base: dict, new: dict) -> None:
             base[key] = copy.deepcopy(value)
 
 
+def coerce(name: str, default, value, source: str):
+    """``value`` as the type of ``default`` (as a recipe key of that default gets it), or a UserError."""
+    return _coerce(name, default, value, source)
+
+
 def _coerce(name: str, default, value, source: str):
     if default is None or value is None or isinstance(default, dict):
         return value

@@ -2,8 +2,10 @@
 
 Layout under the output dir: ``<run name>/<task>/seed<seed>/results.json`` (MNLI also writes
 ``<run name>/mnli_mismatched/seed<seed>/results.json``), and ``.../model/`` when models are saved.
-A results file is written atomically when its run has finished, so "the file exists" is exactly
-"the run is done": a restart skips those and redoes any run that was killed midway.
+A results file is written atomically when its run has finished, with the run's identity (the
+checkpoint's content and the task's resolved recipe): "the file exists with this identity" is
+exactly "the run is done", so a restart skips those and redoes any run that was killed midway.
+Every input is checked before the first run (bert_helu.finetune_inputs).
 """
 
 from __future__ import annotations
@@ -15,20 +17,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
 from tqdm.auto import tqdm
 
 from bert_helu.atomic import atomic_write_json
-from bert_helu.data.glue import (
-    TASKS,
-    GlueSplits,
-    GlueTask,
-    HubUnavailableError,
-    load_task,
-    missing_files,
-    task_available,
-)
+from bert_helu.data.glue import GlueSplits, GlueTask, load_task, missing_files
 from bert_helu.errors import UserError
+from bert_helu.finetune_inputs import (
+    check_checkpoint,
+    check_checkpoint_name,
+    check_glue_dir,
+    check_recipe,
+    check_splits,
+    finished,
+    tokenizer_identity,
+)
 from bert_helu.finetuning import TRAIN_DEFAULTS, RunSettings, finetune
+from bert_helu.identity import checkpoint_digest, finetune_identity
 from bert_helu.precision import resolve_mixed_precision
 
 log = logging.getLogger(__name__)
@@ -70,8 +75,8 @@ class Run:
     def result_files(self, output_dir: Path) -> list[Path]:
         return [self.dir(output_dir, name) / "results.json" for name in self.task.reported_names]
 
-    def done(self, output_dir: Path) -> bool:
-        return all(p.is_file() for p in self.result_files(output_dir))
+    def done(self, output_dir: Path, identity: dict) -> bool:
+        return finished(self.result_files(output_dir), identity)
 
     def __str__(self) -> str:
         return f"{self.checkpoint.name}/{self.task.name}/seed{self.seed}"
@@ -94,8 +99,7 @@ def parse_checkpoints(items: list[str]) -> list[Checkpoint]:
         path = Path(raw if eq else item)
         if not eq:
             name = path.parent.name if path.name in _ANONYMOUS_DIRS and path.parent.name else path.name
-        if not name or "/" in name:
-            raise UserError(f"checkpoint {item!r}: cannot name it; write name=path")
+        check_checkpoint_name(name, item)
         if any(c.name == name for c in out):
             raise UserError(f"two checkpoints are both named {name!r}; write name=path for one of them")
         out.append(Checkpoint(name, path))
@@ -123,12 +127,7 @@ def task_settings(cfg, task: GlueTask) -> tuple[RunSettings, list[int]]:
 
 
 def validate_recipe(cfg) -> None:
-    for name in cfg.tasks or {}:
-        if name not in TASKS:
-            raise UserError(f"recipe: tasks: unknown GLUE task {name!r} (known: {', '.join(TASKS)})")
-        init_from = (cfg.tasks[name] or {}).get("init_from")
-        if init_from is not None and init_from not in TASKS:
-            raise UserError(f"recipe: tasks.{name}.init_from: unknown GLUE task {init_from!r}")
+    check_recipe(cfg, TRAIN_DEFAULTS, _TASK_KEYS)
 
 
 def plan_runs(checkpoints, tasks, cfg, cli_seeds: list[int] | None) -> list[Run]:
@@ -145,28 +144,18 @@ def plan_runs(checkpoints, tasks, cfg, cli_seeds: list[int] | None) -> list[Run]
 
 def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=None) -> BatchReport:
     output_dir = Path(output_dir)
-    validate_recipe(cfg)
-    available = []
-    report = BatchReport(total=0)
-    for task in tasks:
-        if task_available(task, glue_dir):
-            available.append(task)
-        else:
-            missing = ", ".join(missing_files(task, glue_dir))
-            log.warning("skipping GLUE task %s: data absent (%s); it shows as n/a", task.name, missing)
-            report.unavailable.append(task.name)
-    runs = plan_runs(checkpoints, available, cfg, cli_seeds)
-    report.total = len(runs)
-    todo = [r for r in runs if not r.done(output_dir)]
+    precision = resolve_mixed_precision(cfg.mixed_precision, key="mixed_precision")
+    accelerator = _accelerator(precision)
+    runs, data, identities, report = _checked_inputs(
+        checkpoints, tasks, cfg, output_dir, glue_dir, cli_seeds, precision, accelerator.num_processes
+    )
+    todo = [r for r in runs if not r.done(output_dir, identities[r])]
     report.skipped_done = len(runs) - len(todo)
     if report.skipped_done:
         log.info(
             "%d of %d runs already finished; running the other %d", report.skipped_done, len(runs), len(todo)
         )
 
-    precision = resolve_mixed_precision(cfg.mixed_precision, key="mixed_precision")
-    accelerator = Accelerator(mixed_precision=precision)
-    data_cache: dict[str, GlueSplits | UserError] = {}
     # over the whole batch: runs done / total, and the ETA of the rest
     only_main = not accelerator.is_main_process
     bar = tqdm(
@@ -174,20 +163,19 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
     )
     for run in todo:
         bar.set_postfix_str(str(run))
-        if run.done(output_dir):  # finished meanwhile by another batch on the same output dir
+        if run.done(output_dir, identities[run]):  # finished meanwhile by another batch on this output dir
             report.skipped_done += 1
             bar.update(1)
             continue
         try:
             # a fresh Accelerator per run: it holds references to its prepared model/optimizer, and
             # dropping it frees them without accelerate's free_memory (a full gc.collect, seconds)
-            run_accelerator = Accelerator(mixed_precision=precision)
-            outcome_files = _one_run(run, cfg, output_dir, glue_dir, data_cache, run_accelerator)
+            run_accelerator = _accelerator(precision)
+            outcome_files = _one_run(
+                run, cfg, output_dir, data[run.task.name], identities[run], run_accelerator
+            )
             report.finished.append(str(run))
             bar.write(f"done {run}: " + "; ".join(outcome_files))
-        except HubUnavailableError:
-            bar.close()
-            raise
         except UserError as err:
             report.failed.append((str(run), str(err)))
             bar.write(f"FAILED {run}: {err}")
@@ -200,20 +188,57 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
     return report
 
 
-def _task_data(task: GlueTask, glue_dir, cache: dict) -> GlueSplits:
-    if task.name not in cache:
-        try:
-            cache[task.name] = load_task(task, glue_dir)
-        except UserError as err:
-            cache[task.name] = err  # a bad file fails every run of the task with the same message
-    if isinstance(cache[task.name], UserError):
-        raise cache[task.name]
-    return cache[task.name]
+def _accelerator(precision: str) -> Accelerator:
+    # split_batches: a recipe's batch size is the global one, each process gets its share of a batch
+    return Accelerator(
+        mixed_precision=precision, dataloader_config=DataLoaderConfiguration(split_batches=True)
+    )
 
 
-def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator) -> list[str]:
+def _checked_inputs(checkpoints, tasks, cfg, output_dir, glue_dir, cli_seeds, precision, processes):
+    """Every input read and checked before the first run: (runs, data per task, identities, report)."""
+    validate_recipe(cfg)
+    available, absent = check_glue_dir(glue_dir, tasks)
+    report = BatchReport(total=0, unavailable=[t.name for t in absent])
+    for task in absent:
+        missing = ", ".join(missing_files(task, glue_dir))
+        log.warning("skipping GLUE task %s: data absent (%s); it shows as n/a", task.name, missing)
+    settings = {t.name: task_settings(cfg, t)[0] for t in available}
+    lengths = {}
+    for task in available:
+        own = (cfg.tasks or {}).get(task.name) or {}
+        train = settings[task.name].train
+        for key in ("batch_size", "eval_batch_size"):
+            check_splits(train[key], processes, f"tasks.{task.name}.{key}" if key in own else f"train.{key}")
+        lengths[f"tasks.{task.name}.max_length" if "max_length" in own else "train.max_length"] = train[
+            "max_length"
+        ]
+    digests = {}
+    for ckpt in checkpoints:
+        check_checkpoint(ckpt.path, lengths)
+        digests[ckpt.name] = checkpoint_digest(ckpt.path)
+    data = {t.name: load_task(t, glue_dir) for t in available}  # parses every file: bad rows fail here
+    runs = plan_runs(checkpoints, available, cfg, cli_seeds)
+    tokenizer = tokenizer_identity(cfg.tokenizer)
+    identities = {
+        run: finetune_identity(
+            digests[run.checkpoint.name],
+            run.task.name,
+            run.seed,
+            settings[run.task.name],
+            tokenizer,
+            precision,
+        )
+        for run in runs
+    }
+    for run in runs:
+        run.done(output_dir, identities[run])  # results of another run in its place are refused now
+    report.total = len(runs)
+    return runs, data, identities, report
+
+
+def _one_run(run: Run, cfg, output_dir: Path, data: GlueSplits, identity: dict, accelerator) -> list[str]:
     settings, _ = task_settings(cfg, run.task)
-    data = _task_data(run.task, glue_dir, data_cache)
     init_dir = None
     if settings.init_from:
         same_seed = run.dir(output_dir, settings.init_from) / "model"
@@ -236,7 +261,7 @@ def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator)
     if accelerator.is_main_process:
         # the mismatched file first: the run only counts as done once the task's own file exists
         for name in reversed(run.task.reported_names):
-            result = {"run": run.checkpoint.name, **outcome.results[name]}
+            result = {"run": run.checkpoint.name, **outcome.results[name], "identity": identity}
             if outcome.model_dir is not None:
                 result["model_dir"] = str(outcome.model_dir)
             atomic_write_json(run.dir(output_dir, name) / "results.json", result)

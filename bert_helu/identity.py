@@ -63,6 +63,24 @@ def pretrain_identity(cfg, activation: str, precision: str, corpus_fingerprint: 
     return recipe
 
 
+def finetune_identity(checkpoint_digest: str, task: str, seed: int, settings, tokenizer, precision) -> dict:
+    """The identity of one fine-tuning run (``settings``: bert_helu.finetuning.RunSettings)."""
+    return json.loads(
+        json.dumps(
+            {
+                "checkpoint": checkpoint_digest,
+                "task": task,
+                "seed": seed,
+                "train": settings.train,
+                "int8": settings.int8,
+                "init_from": settings.init_from,
+                "tokenizer": tokenizer,
+                "mixed_precision": precision,
+            }
+        )
+    )
+
+
 def checkpoint_digest(directory: str | Path) -> str:
     """Hash of a Hugging Face checkpoint's content: weights, config and tokenizer files."""
     directory = Path(directory)

@@ -18,7 +18,7 @@ from pathlib import Path
 from bert_helu.config import load_config
 from bert_helu.data.glue import resolve_tasks
 from bert_helu.errors import cli_entry
-from bert_helu.finetune_batch import DEFAULTS, parse_checkpoints, run_batch
+from bert_helu.finetune_batch import DEFAULTS, parse_checkpoints, run_batch, validate_recipe
 
 
 def parse_args(argv):
@@ -67,6 +67,7 @@ def main(argv=None):
     cfg = load_config(DEFAULTS, args.config, args.overrides)
     cfg.int8 = cfg.int8 or args.int8
     cfg.save_model = cfg.save_model or args.save_models
+    validate_recipe(cfg)  # every value, before torch is configured
     if cfg.torch_threads:
         import torch
 
