@@ -165,7 +165,10 @@ def test_the_same_run_in_two_results_dirs_is_named_not_dropped(tmp_path, capsys)
         ({"seed": "forty-two"}, "seed must be an integer, got 'forty-two'"),
         ({"seed": 4.5}, "seed must be an integer, got 4.5"),
         ({"metrics": {"accuracy": float("nan")}}, "metrics.accuracy must be a finite number, got nan"),
-        ({"int8": {"metrics": {"accuracy": float("inf")}}}, "int8.metrics.accuracy must be a finite number, got inf"),
+        (
+            {"int8": {"metrics": {"accuracy": float("inf")}}},
+            "int8.metrics.accuracy must be a finite number, got inf",
+        ),
         ({"metrics": {"accuracy": "high"}}, "metrics.accuracy must be a finite number, got 'high'"),
     ],
 )

@@ -47,7 +47,7 @@ from bert_helu.locks import FileLock
 from bert_helu.storage import check_free_space, check_writable
 
 # Bump when a code change alters prepared data, so old caches are not reused.
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 4  # 4: no doubled special tokens where a piece met a document boundary
 SUMMARY_FILE = "summary.json"
 MB = 1e6
 
