@@ -289,11 +289,14 @@ def train_step(
     grad_norm = float(grad_norm) if grad_norm is not None else 0.0
     loss_finite = bool(torch.isfinite(loss_sum))
     overflow = False
-    if getattr(accelerator, "scaler", None) is not None:
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is not None:
         # fp16: GradScaler skips overflowing steps itself and lowers its scale (it must see every
-        # step); its verdict comes from all-reduced gradients, the same on every process
+        # step); its verdict comes from all-reduced gradients, the same on every process. A lower
+        # scale is the sign of a skip (accelerate's step_was_skipped misses it for fused AdamW).
+        scale = scaler.get_scale()
         optimizer.step()
-        (bad_loss, overflow) = any_process(accelerator, not loss_finite, optimizer.step_was_skipped)
+        (bad_loss, overflow) = any_process(accelerator, not loss_finite, scaler.get_scale() < scale)
         finite = not bad_loss and not overflow
     else:
         (bad,) = any_process(accelerator, not (math.isfinite(grad_norm) and loss_finite))

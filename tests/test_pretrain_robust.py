@@ -361,3 +361,52 @@ def test_a_second_corpus_builder_waits_then_reuses_the_cache(tmp_path):
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [
         next((tmp_path / "cache").glob("corpus-*")).name
     ]
+
+
+# ------------------------------------------------------------------------------------ fp16
+
+
+def test_fp16_overflow_skips_are_counted_and_k_in_a_row_abort():
+    """What accelerate gives a CUDA fp16 run: a GradScaler, which skips a step whose gradients
+    overflow and halves its scale. Routine for a few steps; K in a row is a diverged run."""
+    import torch
+    from accelerate import Accelerator
+    from conftest import TINY_BERT
+
+    from bert_helu.modeling import bert_config, build_mlm_model
+    from bert_helu.pretraining import BadStepGuard, SparseMLM, make_optimizer, train_step
+
+    torch.manual_seed(0)
+    model = build_mlm_model(bert_config(TINY_BERT, "relu", vocab_size=60))
+    optimizer = make_optimizer(model, {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-12, "weight_decay": 0.0})
+    accelerator = Accelerator(cpu=True)
+    accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    wrapped, optimizer = accelerator.prepare(SparseMLM(model), optimizer)
+    ids = torch.randint(5, 60, (2, 16))
+    labels = torch.where(torch.rand(2, 16) < 0.5, ids, torch.full_like(ids, -100))
+    batch, masked = [(ids, labels, None)], int((labels != -100).sum())
+    counters = {"skipped_steps": 0}
+    guard = BadStepGuard(10, 3, counters, accelerator.scaler.get_scale)
+    weights = model.bert.embeddings.word_embeddings.weight
+
+    def step(overflow: bool):
+        hook = weights.register_hook(lambda g: g * float("inf")) if overflow else None
+        result = train_step(accelerator, wrapped, optimizer, batch, masked, grad_clip=0.0)
+        if hook is not None:
+            hook.remove()
+        return result
+
+    for n in range(2):
+        result = step(overflow=True)
+        assert result.overflow and not result.finite
+        guard.record(result, n, print)
+    result = step(overflow=False)
+    assert result.finite and not result.overflow
+    guard.record(result, 2, print)  # a good step: the count in a row starts again
+    for n in range(3, 5):
+        guard.record(step(overflow=True), n, print)
+    with pytest.raises(
+        UserError, match=r"3 fp16 steps in a row overflowed \(loss scale now 2048\), the last at step 5"
+    ):
+        guard.record(step(overflow=True), 5, print)
+    assert counters == {"skipped_steps": 0, "overflow_steps": 5}
