@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bert_helu.agreement import any_process
+from bert_helu.data.stream_cursor import StreamCursor
 from bert_helu.errors import UserError
 
 # ----------------------------------------------------------------------------- batch sizes
@@ -139,12 +140,13 @@ class GlobalBatches:
     run was interrupted.
     """
 
-    def __init__(self, dataset, masker, plan: BatchPlan, rank: int, seed: int, pad_id: int | None):
+    def __init__(
+        self, dataset, masker, plan: BatchPlan, rank: int, seed: int, pad_id: int | None, stream_state=None
+    ):
         self.masker, self.plan, self.rank, self.seed, self.pad_id = masker, plan, rank, seed, pad_id
         self.streaming = not hasattr(dataset, "__len__")
-        if self.streaming:
-            self.dataset = dataset
-            self._stream, self._stream_pos = None, -1
+        if self.streaming:  # read in order, wrapping around; see bert_helu.data.stream_cursor
+            self.cursor = StreamCursor(dataset, stream_state)
         else:
             self.dataset = dataset.with_format("numpy", columns=["input_ids"])
             self.size = len(dataset)
@@ -164,27 +166,17 @@ class GlobalBatches:
         return out
 
     def _rows(self, start: int, count: int) -> torch.Tensor:
-        if not self.streaming:
-            idx = self._indices(start, count)
-            order = np.argsort(idx)  # sorted reads are much faster on Arrow
-            rows = self.dataset[idx[order].tolist()]["input_ids"]
-            rows = np.asarray(rows)[np.argsort(order)]
-            return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
-        return self._stream_rows(start, count)
+        if self.streaming:
+            return torch.tensor(self.cursor.rows(start, count), dtype=torch.long)
+        idx = self._indices(start, count)
+        order = np.argsort(idx)  # sorted reads are much faster on Arrow
+        rows = self.dataset[idx[order].tolist()]["input_ids"]
+        rows = np.asarray(rows)[np.argsort(order)]
+        return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
 
-    def _stream_rows(self, start: int, count: int) -> torch.Tensor:
-        # streaming: read sequentially; on resume, skip to the position (datasets' skip is lazy)
-        if self._stream is None or self._stream_pos != start:
-            self._stream = iter(self.dataset.skip(start)) if start else iter(self.dataset)
-            self._stream_pos = start
-        rows = []
-        while len(rows) < count:
-            try:
-                rows.append(next(self._stream)["input_ids"])
-            except StopIteration:
-                self._stream = iter(self.dataset)
-        self._stream_pos += count
-        return torch.tensor(rows, dtype=torch.long)
+    def stream_state(self, position: int) -> dict | None:
+        """Where a streamed training set is at ``position`` (for checkpoints); None otherwise."""
+        return self.cursor.state_at(position) if self.streaming else None
 
     def _mask(self, ids: torch.Tensor, step: int, first_row: int) -> tuple[torch.Tensor, torch.Tensor]:
         # one generator per row of the global batch: masks do not depend on how the global batch
@@ -202,7 +194,7 @@ class GlobalBatches:
         p = self.plan
         out = []
         if self.streaming:  # every process reads the whole global batch and keeps its slices
-            global_rows = self._stream_rows(position, p.global_batch)
+            global_rows = self._rows(position, p.global_batch)
         for a in range(p.accumulation):
             start = (a * p.world_size + self.rank) * p.micro_batch
             if self.streaming:

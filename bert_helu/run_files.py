@@ -119,6 +119,7 @@ class RunFiles:
         self.tokens_at_start, self.window = 0, None
         self.trackers = False
         self.plan = None
+        self.data_position = None  # position -> what a checkpoint saves of the data's state
 
     # --------------------------------------------------------------------------- messages
 
@@ -294,6 +295,9 @@ class RunFiles:
 
     # --------------------------------------------------------------------------- checkpoints
 
+    def save_data_position_with(self, data_position) -> None:
+        self.data_position = data_position
+
     def checkpoint_due(self, step: int, elapsed: float) -> bool:
         """``elapsed`` must be the agreed clock (bert_helu.agreement.step_values): every process then
         compares it with the same ``last_saved_elapsed`` and reaches the same verdict."""
@@ -329,6 +333,7 @@ class RunFiles:
                 "num_processes": self.acc.num_processes,
                 "grad_scaler": scaler.state_dict() if scaler is not None else None,
                 "config": self.cfg,
+                "data": self.data_position(position) if self.data_position else None,
             }
             path = ckpt.checkpoint_dir(self.ckpt_root, step)
             try:

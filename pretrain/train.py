@@ -98,7 +98,10 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
     if resumed:
         step, position, counters = resumed["step"], resumed["position"], resumed["counters"]
         clock = BudgetClock(resumed["elapsed"])
-    batches = GlobalBatches(corpus.train, masker, plan, accelerator.process_index, cfg.seed, pad_id)
+    batches = GlobalBatches(
+        corpus.train, masker, plan, accelerator.process_index, cfg.seed, pad_id, (resumed or {}).get("data")
+    )
+    run.save_data_position_with(batches.stream_state)  # where a streamed corpus is, in checkpoints
     val_batches = validation_batches(  # the recipe's micro-batch: the same batches on any process count
         corpus.validation, masker, tr.micro_batch_size, tr.eval_batches, cfg.seed, pad_id
     )

@@ -410,3 +410,30 @@ def test_fp16_overflow_skips_are_counted_and_k_in_a_row_abort():
     ):
         guard.record(step(overflow=True), 5, print)
     assert counters == {"skipped_steps": 0, "overflow_steps": 5}
+
+
+# ------------------------------------------------------------------------------- streaming
+
+
+def test_a_streamed_corpus_resumes_where_it_stopped_and_wraps_around(tmp_path):
+    import shutil
+
+    import yaml
+
+    recipe = write_recipe(tmp_path / "recipe.yaml", tmp_path / "cache")
+    cfg = yaml.safe_load(recipe.read_text())
+    cfg["data"]["streaming"] = True
+    cfg["data"]["validation_fraction"] = 0.2
+    for source in cfg["data"]["sources"]:
+        source["max_docs"] = 2  # a pass of a few dozen sequences: 8 steps of 16 wrap around
+    recipe.write_text(yaml.safe_dump(cfg))
+    args = ["train.max_steps=8", "train.checkpoint_every_steps=3", "train.keep_checkpoints=5"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    assert pretrain(recipe, full, *args) == 0
+    state = json.loads((full / "checkpoints" / "step-00000006" / "state.json").read_text())
+    assert (state["data"]["pass_length"] or 10**9) < 6 * 16, state["data"]  # wrapped around by step 6
+    assert state["data"]["position"] == 6 * 16 and state["data"]["stream"]
+    shutil.copytree(full / "checkpoints" / "step-00000006", resumed / "checkpoints" / "step-00000006")
+    assert pretrain(recipe, resumed, *args) == 0
+    a, b = weights(full), weights(resumed)
+    assert all((a[k] == b[k]).all() for k in a)
