@@ -16,6 +16,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
 from tqdm.auto import tqdm
@@ -175,7 +176,8 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
                 run, cfg, output_dir, data[run.task.name], identities[run], run_accelerator
             )
             report.finished.append(str(run))
-            bar.write(f"done {run}: " + "; ".join(outcome_files))
+            if accelerator.is_main_process:
+                bar.write(f"done {run}: " + "; ".join(outcome_files))
         except UserError as err:
             report.failed.append((str(run), str(err)))
             bar.write(f"FAILED {run}: {err}")
@@ -189,9 +191,12 @@ def run_batch(checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=Non
 
 
 def _accelerator(precision: str) -> Accelerator:
-    # split_batches: a recipe's batch size is the global one, each process gets its share of a batch
+    # split_batches: a recipe's batch size is the global one, each process gets its share of a batch;
+    # cpu: without it, torchrun on a machine without GPUs gives N single-process runs
     return Accelerator(
-        mixed_precision=precision, dataloader_config=DataLoaderConfiguration(split_batches=True)
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=precision,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
     )
 
 

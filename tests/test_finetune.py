@@ -1,7 +1,11 @@
 """The fine-tuning batch end to end on tiny models and a few dozen real GLUE rows."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -235,6 +239,7 @@ def _bad_glue(tmp_path, kind):
         ("empty_glue_dir", "--glue-dir {tmp}/empty holds none of the tasks asked for (sst2, stsb); expected"),
         ("..=", "checkpoint '..={tmp}/good': '..' cannot name a results folder; write name=path"),
         ("dotdot", "checkpoint '{tmp}/good/..': '..' cannot name a results folder; write name=path"),
+        ("../x=", "checkpoint '../x={tmp}/good': '../x' cannot name a results folder; write name=path"),
     ],
 )
 def test_bad_inputs_are_one_line_errors_before_any_run(tmp_path, tokenizer, capsys, case, message):
@@ -250,7 +255,7 @@ def test_bad_inputs_are_one_line_errors_before_any_run(tmp_path, tokenizer, caps
         checkpoints.append(tmp_path / "config_list")
     elif case == "max_length":
         extra = ["train.max_length=100"]  # TINY_BERT has 64 positions
-    elif "=" in case and not case.startswith(".."):
+    elif "=" in case and not case.startswith(".") and "/" not in case:
         extra = [case]
     elif case == "no_glue_dir":
         glue = tmp_path / "nowhere"
@@ -261,6 +266,8 @@ def test_bad_inputs_are_one_line_errors_before_any_run(tmp_path, tokenizer, caps
         checkpoints = [f"..={good}"]
     elif case == "dotdot":
         checkpoints = [f"{good}/.."]
+    elif case == "../x=":
+        checkpoints = [f"../x={good}"]
     out = tmp_path / "out"
     fast = [a for a in FAST if not a.startswith("torch_threads")] if case.startswith("torch") else FAST
     code = finetune("--checkpoints", *checkpoints, "--tasks", "sst2,stsb", "--glue-dir", glue,
@@ -322,3 +329,24 @@ def test_overrides_may_follow_checkpoints_and_seeds(monkeypatch, tmp_path):
         ("minilm", "/models/m"),
     ]
     assert seen["s"] == [1, 2] and seen["cfg"].train.epochs == 3 and seen["cfg"].int8 is True
+
+
+def test_two_processes_share_each_global_batch(tmp_path, tokenizer):
+    """torchrun, 2 CPU processes (gloo): one run whose batch of 16 is split 8 + 8, not two runs of 16."""
+    ckpt = tiny_checkpoint(tmp_path / "helu", tokenizer)
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    args = ["--checkpoints", str(ckpt), "--tasks", "mrpc", "--seeds", "1", "--glue-dir", str(SAMPLE), *FAST]
+    argv = [torchrun, "--nproc_per_node", "2", "-m", "finetune", *args, "--output-dir", str(tmp_path / "two")]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert finetune(*args, "--output-dir", tmp_path / "one") == 0
+    two, one = (
+        json.loads((tmp_path / d / "helu" / "mrpc" / "seed1" / "results.json").read_text())
+        for d in ("two", "one")
+    )
+    assert (two["num_processes"], one["num_processes"]) == (2, 1)
+    assert two["global_batch_size"] == one["global_batch_size"] == 16
+    assert two["optimizer_steps"] == one["optimizer_steps"] == 3  # 48 examples / 16
+    assert two["num_eval_examples"] == one["num_eval_examples"] == 40
+    assert two["identity"] == one["identity"]  # the process count is not part of what a run is

@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import REPO
@@ -327,37 +328,43 @@ def test_a_source_that_yields_no_document_is_an_error(recipe, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-SLOW_BUILDER = """
-import json, sys
-import bert_helu.data.prepare as prepare
-real = prepare._build
-def build(*args):
-    print("building", flush=True)
-    sys.stdin.readline()  # until the test says go
-    return real(*args)
-prepare._build = build
-print(json.dumps(prepare.prepare_corpus(json.loads(sys.argv[1])).summary["cache_hit"]))
-"""
+def test_a_second_corpus_builder_waits_then_reuses_the_cache(tmp_path, monkeypatch, capsys):
+    """Two builders of one corpus (threads here: the lock is per open file, as between processes)."""
+    import threading
 
-
-def test_a_second_corpus_builder_waits_then_reuses_the_cache(tmp_path):
     from test_data_prepare import small_config
 
-    cfg = json.dumps(small_config(tmp_path / "cache"))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    first = subprocess.Popen([sys.executable, "-c", SLOW_BUILDER, cfg], stdin=subprocess.PIPE, **pipes)
-    assert first.stdout.readline().strip() == "building"  # it holds the build lock now
-    second = subprocess.Popen([sys.executable, "-c", SLOW_BUILDER, cfg], **pipes)
-    waiting = ""
-    while "which is building" not in waiting:
-        waiting = second.stderr.readline()
-        assert waiting, "the second builder did not wait"
-    assert f"waiting for pid {first.pid} on " in waiting
-    first.stdin.write("go\n")
-    first.stdin.flush()
-    assert first.communicate(timeout=300)[0].strip() == "false"  # built it
-    assert second.communicate(timeout=300)[0].strip() == "true"  # reused it, never built
+    import bert_helu.data.prepare as prepare
+
+    building, go = threading.Event(), threading.Event()
+    real = prepare._build
+
+    def build(*args):
+        building.set()
+        assert go.wait(120)
+        return real(*args)
+
+    monkeypatch.setattr(prepare, "_build", build)
+    cfg = small_config(tmp_path / "cache")
+    hits = {}
+
+    def prepare_as(name):
+        hits[name] = prepare.prepare_corpus(cfg).summary["cache_hit"]
+
+    first = threading.Thread(target=prepare_as, args=("first",))
+    first.start()
+    assert building.wait(120)  # the first holds the build lock now
+    second = threading.Thread(target=prepare_as, args=("second",))
+    second.start()
+    deadline, said = time.monotonic() + 120, ""
+    while "which is building" not in said and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the second says it waits
+        said += capsys.readouterr().err
+    go.set()
+    first.join(300)
+    second.join(300)
+    assert f"waiting for pid {os.getpid()} on " in said
+    assert hits == {"first": False, "second": True}  # built once, then reused
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [
         next((tmp_path / "cache").glob("corpus-*")).name
     ]
