@@ -2,7 +2,8 @@
 
 An activation is named by a *spec*: ``name`` or ``name:key=value,...`` (``helu:alpha=0.05``,
 ``leaky_relu:negative_slope=0.01``). ``build_activation(spec)`` returns an ``nn.Module``;
-``register_activation(name)`` adds a new one from user code::
+``register_activation(name)`` adds a new one from user code (its ``__init__`` raises ValueError for
+values it refuses; the spec is then a one-line error)::
 
     @register_activation("my_act")
     class MyAct(nn.Module):
@@ -165,6 +166,10 @@ def parse_spec(spec: str | ActivationSpec) -> ActivationSpec:
             known = ", ".join(accepted) or "none"
             raise UserError(f"activation {name!r}: unknown parameter {key!r} (accepted: {known})")
         params[key] = _parse_value(raw.strip(), accepted[key].kind, f"activation {name!r}: parameter {key!r}")
+    try:  # the class judges its own values (HeLU: alpha > 0); a ValueError names the rule
+        _REGISTRY[name](**params)
+    except ValueError as err:
+        raise UserError(f"activation {name!r}: {err}") from None
     return ActivationSpec(name, params)
 
 
@@ -243,6 +248,8 @@ class HeLU(nn.Module):
 
     def __init__(self, alpha: float = 0.05):
         super().__init__()
+        if not alpha > 0:  # alpha <= 0 would pass less gradient than ReLU: not HeLU (use relu)
+            raise ValueError(f"alpha must be > 0, got {alpha:g}")
         self.alpha = float(alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,21 @@ from bert_helu.errors import UserError
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
+# What state.json must hold for a run to continue from it, and the JSON type of each.
+REQUIRED_STATE = {
+    "step": int,
+    "position": int,
+    "elapsed": (int, float),
+    "counters": dict,
+    "identity": dict,
+    "optimizer": dict,
+    "rng": dict,
+}
+
+
+class CorruptCheckpoint(UserError):
+    """A checkpoint that cannot be read back (a run may fall back to an older one)."""
+
 
 # ------------------------------------------------------------------------------------- RNG
 
@@ -86,11 +101,11 @@ class Checkpoint:
                 model, self.path / "model.safetensors", strict=False
             )
         except Exception as err:
-            raise UserError(
+            raise CorruptCheckpoint(
                 f"{self.path}: corrupt checkpoint, cannot load model weights ({_first(err)})"
             ) from None
         if missing or unexpected:
-            raise UserError(
+            raise CorruptCheckpoint(
                 f"{self.path}: checkpoint weights do not fit this model "
                 f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)"
             )
@@ -124,6 +139,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     path = Path(path)
     try:
         state = json.loads((path / "state.json").read_text())
+        _check_state(state)
         opt_tensors = safetensors.torch.load_file(str(path / "optimizer.safetensors"))
         rng_tensors = safetensors.torch.load_file(str(path / "rng.safetensors"))
         if not (path / "model.safetensors").is_file():
@@ -140,11 +156,23 @@ def load_checkpoint(path: Path) -> Checkpoint:
         for rank, extra in state["rng"].items():
             tensors = {k.split(".", 1)[1]: v for k, v in rng_tensors.items() if k.split(".", 1)[0] == rank}
             rng[int(rank)] = {"tensors": tensors, **extra}
+    except CorruptCheckpoint as err:
+        raise CorruptCheckpoint(f"{path}: {err}") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UserError(f"{path}: corrupt checkpoint ({_first(err)})") from None
+        raise CorruptCheckpoint(f"{path}: corrupt checkpoint ({_first(err)})") from None
     except Exception as err:  # safetensors raises its own SafetensorError
-        raise UserError(f"{path}: corrupt checkpoint ({_first(err)})") from None
+        raise CorruptCheckpoint(f"{path}: corrupt checkpoint ({_first(err)})") from None
     return Checkpoint(path, state, {"state": per_param, "param_groups": groups}, rng)
+
+
+def _check_state(state) -> None:
+    if not isinstance(state, dict):
+        raise CorruptCheckpoint("corrupt checkpoint (state.json is not a JSON object)")
+    for key, kind in REQUIRED_STATE.items():
+        if key not in state:
+            raise CorruptCheckpoint(f"corrupt checkpoint (state.json has no {key!r})")
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise CorruptCheckpoint(f"corrupt checkpoint (state.json: {key!r} is {state[key]!r})")
 
 
 def _first(err: BaseException) -> str:

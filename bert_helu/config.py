@@ -5,16 +5,42 @@ is refused, as is a value whose type does not match the default's (ints are acce
 A default of ``None`` accepts any value; a default that is a list accepts any list; a default of
 ``{}`` is an open mapping (per-task settings, say) whose keys the program checks itself: the file and
 the command line both add to it (``tasks.sst2.epochs=2`` keeps the file's other sst2 keys).
+
+YAML is read with YAML 1.2's booleans (only ``true``/``false``): ``mixed_precision: no`` is the
+string "no", as the user meant, not False. A boolean key still accepts yes/no/on/off. Floats
+must be finite (``budget_hours=inf`` is refused, as is nan).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import math
+import re
 from pathlib import Path
 
 import yaml
 
 from bert_helu.errors import UserError
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """safe_load, except that yes/no/on/off are strings (YAML 1.2), so ``no`` means "no"."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_WORD_BOOLEANS = {"yes": True, "on": True, "no": False, "off": False}
+
+
+def read_yaml(text: str):
+    """Parse recipe YAML (YAML 1.2 booleans); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class Config(dict):
@@ -44,7 +70,7 @@ def load_config(defaults: dict, path: str | Path | None = None, overrides: list[
         if not path.is_file():
             raise UserError(f"config file not found: {path}")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = read_yaml(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(loaded, dict):
@@ -59,7 +85,10 @@ def load_config(defaults: dict, path: str | Path | None = None, overrides: list[
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            node[parts[-1]] = read_yaml(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise UserError(f"override {item!r}: not a valid value (quote it if it is text)") from None
         _merge(cfg, nested, "command line", open_mappings)
     return _wrap(cfg)
 
@@ -101,20 +130,26 @@ def _deep_update(base: dict, new: dict) -> None:
 
 
 def coerce(name: str, default, value, source: str):
-    """``value`` checked against the type of ``default`` (a program checks its open mappings with it)."""
+    """``value`` as the type of ``default`` (as a recipe key of that default gets it), or a UserError."""
+    return _coerce(name, default, value, source)
+
+
+def _coerce(name: str, default, value, source: str):
     if default is None or value is None or isinstance(default, dict):
         return value
     if isinstance(default, bool):
+        if isinstance(value, str) and value.lower() in _WORD_BOOLEANS:
+            return _WORD_BOOLEANS[value.lower()]
         if not isinstance(value, bool):
             raise UserError(f"{source}: {name!r} must be true or false, got {value!r}")
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(default, float) and isinstance(value, str):
-        try:  # YAML 1.1 reads 5e-5 (no dot) as a string
-            return float(value)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):  # YAML reads 5e-5 (no dot) as a string
+            value = float(value)
+    if isinstance(default, float) and isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{source}: {name!r} must be a finite number, got {value!r}")
     if isinstance(default, list):
         if not isinstance(value, list):
             value = [value]

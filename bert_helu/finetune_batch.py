@@ -2,8 +2,10 @@
 
 Layout under the output dir: ``<run name>/<task>/seed<seed>/results.json`` (MNLI also writes
 ``<run name>/mnli_mismatched/seed<seed>/results.json``), and ``.../model/`` when models are saved.
-A results file is written atomically when its run has finished, so "the file exists" is exactly
-"the run is done": a restart skips those and redoes any run that was killed midway.
+A results file is written atomically when its run has finished, with the run's identity (the
+checkpoint's content and the task's resolved recipe): "the file exists with this identity" is
+exactly "the run is done", so a restart skips those and redoes any run that was killed midway.
+Every input is checked before the first run (bert_helu.finetune_inputs).
 """
 
 from __future__ import annotations
@@ -14,20 +16,13 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
 from tqdm.auto import tqdm
 
 from bert_helu.atomic import atomic_write_json, atomic_write_text
-from bert_helu.config import coerce
-from bert_helu.data.glue import (
-    TASKS,
-    GlueSplits,
-    GlueTask,
-    HubUnavailableError,
-    load_task,
-    missing_files,
-    task_available,
-)
+from bert_helu.data.glue import GlueSplits, GlueTask, load_task, missing_files
 from bert_helu.data.glue_test import (
     SubmissionFile,
     has_test_data,
@@ -36,9 +31,19 @@ from bert_helu.data.glue_test import (
     submission_files_of,
 )
 from bert_helu.errors import UserError
+from bert_helu.finetune_inputs import (
+    check_checkpoint,
+    check_checkpoint_name,
+    check_glue_dir,
+    check_recipe,
+    check_splits,
+    finished,
+    tokenizer_identity,
+)
 from bert_helu.finetune_tracking import RunTracker
 from bert_helu.finetuning import TRAIN_DEFAULTS, TRAIN_KEY_HELP, RunSettings, finetune
 from bert_helu.glue_submission import PREDICTIONS_DIR, predict_in_order
+from bert_helu.identity import checkpoint_digest, finetune_identity
 from bert_helu.precision import resolve_mixed_precision
 from bert_helu.run_files import tracker_names
 
@@ -117,9 +122,11 @@ class Run:
     def prediction_files(self, output_dir: Path, submissions: list[SubmissionFile]) -> list[Path]:
         return [self.dir(output_dir) / PREDICTIONS_DIR / sub.file for sub in submissions]
 
-    def done(self, output_dir: Path, submissions: list[SubmissionFile] = ()) -> bool:
-        needed = self.result_files(output_dir) + self.prediction_files(output_dir, submissions)
-        return all(p.is_file() for p in needed)
+    def done(self, output_dir: Path, identity: dict, submissions: list[SubmissionFile] = ()) -> bool:
+        """Finished by this very run (same checkpoint content and recipe), test predictions included."""
+        if not finished(self.result_files(output_dir), identity):
+            return False
+        return all(p.is_file() for p in self.prediction_files(output_dir, submissions))
 
     def __str__(self) -> str:
         return f"{self.checkpoint.name}/{self.task.name}/seed{self.seed}"
@@ -142,8 +149,7 @@ def parse_checkpoints(items: list[str]) -> list[Checkpoint]:
         path = Path(raw if eq else item)
         if not eq:
             name = path.parent.name if path.name in _ANONYMOUS_DIRS and path.parent.name else path.name
-        if not name or "/" in name:
-            raise UserError(f"checkpoint {item!r}: cannot name it; write name=path")
+        check_checkpoint_name(name, item)
         if any(c.name == name for c in out):
             raise UserError(f"two checkpoints are both named {name!r}; write name=path for one of them")
         out.append(Checkpoint(name, path))
@@ -171,16 +177,8 @@ def task_settings(cfg, task: GlueTask) -> tuple[RunSettings, list[int]]:
 
 
 def validate_recipe(cfg) -> None:
-    """Check the open ``tasks`` mapping, and give its train keys the types of ``train`` (in place)."""
-    for name in cfg.tasks or {}:
-        if name not in TASKS:
-            raise UserError(f"recipe: tasks: unknown GLUE task {name!r} (known: {', '.join(TASKS)})")
-        settings = cfg.tasks[name] or {}
-        for key in set(settings) & set(TRAIN_DEFAULTS):
-            settings[key] = coerce(f"tasks.{name}.{key}", TRAIN_DEFAULTS[key], settings[key], "recipe")
-        init_from = settings.get("init_from")
-        if init_from is not None and init_from not in TASKS:
-            raise UserError(f"recipe: tasks.{name}.init_from: unknown GLUE task {init_from!r}")
+    """Check every value of the recipe, and give the tasks' train keys the types of ``train`` (in place)."""
+    check_recipe(cfg, TRAIN_DEFAULTS, _TASK_KEYS)
 
 
 def plan_runs(checkpoints, tasks, cfg, cli_seeds: list[int] | None) -> list[Run]:
@@ -201,30 +199,21 @@ def run_batch(
     """Every run not finished yet; with ``predict_test`` a run is finished once its test predictions
     exist too (a run finished without them is done again)."""
     output_dir = Path(output_dir)
-    validate_recipe(cfg)
+    precision = resolve_mixed_precision(cfg.mixed_precision, key="mixed_precision")
     tracker_names(cfg.logging)  # W&B asked for but not installed: say so before the first run
-    available = []
-    report = BatchReport(total=0)
-    for task in tasks:
-        if task_available(task, glue_dir):
-            available.append(task)
-        else:
-            missing = ", ".join(missing_files(task, glue_dir))
-            log.warning("skipping GLUE task %s: data absent (%s); it shows as n/a", task.name, missing)
-            report.unavailable.append(task.name)
-    submissions = {t.name: _submissions(t, glue_dir) if predict_test else [] for t in available}
-    runs = plan_runs(checkpoints, available, cfg, cli_seeds)
-    report.total = len(runs)
-    todo = [r for r in runs if not r.done(output_dir, submissions[r.task.name])]
+    accelerator = _accelerator(precision)
+    runs, data, identities, report = _checked_inputs(
+        checkpoints, tasks, cfg, output_dir, glue_dir, cli_seeds, precision, accelerator.num_processes
+    )
+    tasks_planned = {r.task.name: r.task for r in runs}
+    submissions = {n: _submissions(t, glue_dir) if predict_test else [] for n, t in tasks_planned.items()}
+    todo = [r for r in runs if not r.done(output_dir, identities[r], submissions[r.task.name])]
     report.skipped_done = len(runs) - len(todo)
     if report.skipped_done:
         log.info(
             "%d of %d runs already finished; running the other %d", report.skipped_done, len(runs), len(todo)
         )
 
-    precision = resolve_mixed_precision(cfg.mixed_precision, key="mixed_precision")
-    accelerator = Accelerator(mixed_precision=precision)
-    data_cache: dict[str, GlueSplits | UserError] = {}
     # over the whole batch: runs done / total, and the ETA of the rest
     only_main = not accelerator.is_main_process
     bar = tqdm(
@@ -232,22 +221,28 @@ def run_batch(
     )
     for run in todo:
         bar.set_postfix_str(str(run))
-        if run.done(output_dir, submissions[run.task.name]):  # finished meanwhile by another batch
+        # finished meanwhile by another batch on this output dir
+        if run.done(output_dir, identities[run], submissions[run.task.name]):
             report.skipped_done += 1
             bar.update(1)
             continue
         try:
             # a fresh Accelerator per run: it holds references to its prepared model/optimizer, and
             # dropping it frees them without accelerate's free_memory (a full gc.collect, seconds)
-            run_accelerator = Accelerator(mixed_precision=precision)
+            run_accelerator = _accelerator(precision)
             outcome_files = _one_run(
-                run, cfg, output_dir, glue_dir, data_cache, run_accelerator, submissions[run.task.name]
+                run,
+                cfg,
+                output_dir,
+                data[run.task.name],
+                identities[run],
+                run_accelerator,
+                submissions[run.task.name],
+                glue_dir,
             )
             report.finished.append(str(run))
-            bar.write(f"done {run}: " + "; ".join(outcome_files))
-        except HubUnavailableError:
-            bar.close()
-            raise
+            if accelerator.is_main_process:
+                bar.write(f"done {run}: " + "; ".join(outcome_files))
         except UserError as err:
             report.failed.append((str(run), str(err)))
             bar.write(f"FAILED {run}: {err}")
@@ -271,29 +266,63 @@ def _submissions(task: GlueTask, glue_dir) -> list[SubmissionFile]:
     return present
 
 
-def _cached(key: str, cache: dict, load):
-    """``load()`` once per key; a bad file fails every run that needs it with the same message."""
-    if key not in cache:
-        try:
-            cache[key] = load()
-        except UserError as err:
-            cache[key] = err
-    if isinstance(cache[key], UserError):
-        raise cache[key]
-    return cache[key]
+def _accelerator(precision: str) -> Accelerator:
+    # split_batches: a recipe's batch size is the global one, each process gets its share of a batch;
+    # cpu: without it, torchrun on a machine without GPUs gives N single-process runs
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=precision,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
 
 
-def _task_data(task: GlueTask, glue_dir, cache: dict) -> GlueSplits:
-    return _cached(task.name, cache, lambda: load_task(task, glue_dir))
-
-
-def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator, submissions) -> list[str]:
-    settings, _ = task_settings(cfg, run.task)
-    data = _task_data(run.task, glue_dir, data_cache)
-    tests = {
-        sub: _cached(f"test:{sub.file}", data_cache, lambda s=sub: load_test_set(s, glue_dir))
-        for sub in submissions
+def _checked_inputs(checkpoints, tasks, cfg, output_dir, glue_dir, cli_seeds, precision, processes):
+    """Every input read and checked before the first run: (runs, data per task, identities, report)."""
+    validate_recipe(cfg)
+    available, absent = check_glue_dir(glue_dir, tasks)
+    report = BatchReport(total=0, unavailable=[t.name for t in absent])
+    for task in absent:
+        missing = ", ".join(missing_files(task, glue_dir))
+        log.warning("skipping GLUE task %s: data absent (%s); it shows as n/a", task.name, missing)
+    settings = {t.name: task_settings(cfg, t)[0] for t in available}
+    lengths = {}
+    for task in available:
+        own = (cfg.tasks or {}).get(task.name) or {}
+        train = settings[task.name].train
+        for key in ("batch_size", "eval_batch_size"):
+            check_splits(train[key], processes, f"tasks.{task.name}.{key}" if key in own else f"train.{key}")
+        lengths[f"tasks.{task.name}.max_length" if "max_length" in own else "train.max_length"] = train[
+            "max_length"
+        ]
+    digests = {}
+    for ckpt in checkpoints:
+        check_checkpoint(ckpt.path, lengths)
+        digests[ckpt.name] = checkpoint_digest(ckpt.path)
+    data = {t.name: load_task(t, glue_dir) for t in available}  # parses every file: bad rows fail here
+    runs = plan_runs(checkpoints, available, cfg, cli_seeds)
+    tokenizer = tokenizer_identity(cfg.tokenizer)
+    identities = {
+        run: finetune_identity(
+            digests[run.checkpoint.name],
+            run.task.name,
+            run.seed,
+            settings[run.task.name],
+            tokenizer,
+            precision,
+        )
+        for run in runs
     }
+    for run in runs:
+        run.done(output_dir, identities[run])  # results of another run in its place are refused now
+    report.total = len(runs)
+    return runs, data, identities, report
+
+
+def _one_run(
+    run: Run, cfg, output_dir: Path, data: GlueSplits, identity: dict, accelerator, submissions, glue_dir
+) -> list[str]:
+    settings, _ = task_settings(cfg, run.task)
+    tests = {sub: load_test_set(sub, glue_dir) for sub in submissions}
     init_dir = None
     if settings.init_from:
         same_seed = run.dir(output_dir, settings.init_from) / "model"
@@ -336,7 +365,7 @@ def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator,
             atomic_write_text(run.dir(output_dir) / PREDICTIONS_DIR / sub.file, lines)
         # the mismatched file first: the run only counts as done once the task's own file exists
         for name in reversed(run.task.reported_names):
-            result = {"run": run.checkpoint.name, **outcome.results[name]}
+            result = {"run": run.checkpoint.name, **outcome.results[name], "identity": identity}
             if outcome.model_dir is not None:
                 result["model_dir"] = str(outcome.model_dir)
             atomic_write_json(run.dir(output_dir, name) / "results.json", result)

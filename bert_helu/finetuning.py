@@ -238,7 +238,8 @@ def finetune(
     train_dl = train_loader(train_ds, tokenizer, cfg["batch_size"], seed, cfg["group_by_length"])
     eval_dls = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in eval_ds.items()}
     optimizer = build_optimizer(model, cfg["lr"], cfg["weight_decay"])
-    steps = cfg["epochs"] * math.ceil(len(train_ds) / (cfg["batch_size"] * accelerator.num_processes))
+    # batch_size is the global batch: accelerate gives each process its share (split_batches)
+    steps = cfg["epochs"] * math.ceil(len(train_ds) / cfg["batch_size"])
     scheduler = get_scheduler(
         cfg["scheduler"],
         optimizer,
@@ -262,7 +263,7 @@ def finetune(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            seen += len(batch["labels"])
+            seen += len(batch["labels"]) * accelerator.num_processes
             if not math.isfinite(loss.item()):
                 raise UserError(
                     f"{checkpoint}: {task.name} seed {seed}: loss became {loss.item()} at epoch {epoch}"
@@ -310,6 +311,9 @@ def finetune(
             "train_seconds": round(train_seconds, 2),
             "train_examples_per_second": round(seen / train_seconds, 2) if train_seconds else None,
             "mixed_precision": accelerator.mixed_precision,
+            "num_processes": accelerator.num_processes,
+            "global_batch_size": cfg["batch_size"],  # per optimizer step, over all processes
+            "optimizer_steps": steps,
         }
         if int8 is not None:
             results[name]["int8"] = {"metrics": int8[name], "method": "torch.ao dynamic qint8, nn.Linear"}

@@ -243,10 +243,10 @@ def load_config(path: str | os.PathLike) -> PretrainedConfig:
         raise UserError(f"{path}: not a model checkpoint (no config.json)")
     try:
         raw = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(f"{path / 'config.json'}: unreadable ({err})") from None
     if not isinstance(raw, dict):
-        raise UserError(f"{path / 'config.json'}: must be a JSON object, got {type(raw).__name__}")
+        raise UserError(f"{path / 'config.json'}: not a model config (a JSON object expected)")
     for field_name in _ACT_FIELDS:
         if str(raw.get(field_name, "")).startswith(_PROJECT_PREFIX):
             raw[field_name] = "relu"  # placeholder; set_activation restores the real one

@@ -8,6 +8,7 @@
 - ``BudgetClock``: elapsed training time (the budget), resumable, paused during evaluation/saving.
 - ``train_step`` / ``evaluate``: one optimizer step over the micro-batches of this process, and the
   validation MLM loss.
+- ``BadStepGuard``: skipped steps (non-finite, fp16 overflow) counted; K in a row abort the run.
 """
 
 from __future__ import annotations
@@ -16,43 +17,16 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bert_helu.agreement import any_process
+from bert_helu.data.stream_cursor import StreamCursor
 from bert_helu.errors import UserError
-from bert_helu.modeling import architecture_of, encoder_of, masked_lm_logits
-
-IDENTITY_FIELDS = (
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "vocab_size",
-    "max_position_embeddings",
-)
-
-
-def run_identity(model_config, activation: str) -> dict:
-    """What makes two runs the same run (a checkpoint of another identity is never resumed)."""
-    model = {"architecture": architecture_of(model_config)}
-    model.update({k: getattr(model_config, k) for k in IDENTITY_FIELDS})
-    return {"activation": activation, "model": model}
-
-
-def check_identity(found: dict, expected: dict, where: Path) -> None:
-    if found == expected:
-        return
-    if found.get("activation") != expected["activation"]:
-        what = f"activation {found.get('activation')!r}, this run {expected['activation']!r}"
-    else:
-        diff = {k: v for k, v in found.get("model", {}).items() if expected["model"].get(k) != v}
-        what = f"model {diff}, this run { ({k: expected['model'][k] for k in diff}) }"
-    raise UserError(f"{where} belongs to a different run ({what}); use another --output-dir")
-
+from bert_helu.modeling import encoder_of, masked_lm_logits
 
 # ----------------------------------------------------------------------------- batch sizes
 
@@ -63,19 +37,44 @@ class BatchPlan:
     micro_batch: int
     accumulation: int
     world_size: int
+    recipe_micro_batch: int = 0  # what the recipe asked for; micro_batch may be lower
+
+    @property
+    def lowered(self) -> bool:
+        return self.micro_batch < self.recipe_micro_batch
+
+    def as_dict(self) -> dict:
+        return {
+            "global_batch_size": self.global_batch,
+            "micro_batch_size": self.micro_batch,
+            "accumulation": self.accumulation,
+            "num_processes": self.world_size,
+            "recipe_micro_batch_size": self.recipe_micro_batch,
+        }
+
+    def describe(self) -> str:
+        return (
+            f"global {self.global_batch} = micro {self.micro_batch} x accumulation {self.accumulation} "
+            f"x {self.world_size} process(es)"
+        )
 
 
 def plan_batches(global_batch: int, micro_batch: int, world_size: int) -> BatchPlan:
-    """global batch = micro-batch x gradient accumulation x processes; the user sets the first two."""
-    per_step = micro_batch * world_size
+    """global batch = micro-batch x gradient accumulation x processes.
+
+    The global batch is the science and is never changed; the micro-batch is a memory limit, so
+    it is lowered to the largest size <= the recipe's that divides each process's share.
+    """
     if global_batch <= 0 or micro_batch <= 0:
         raise UserError("train.global_batch_size and train.micro_batch_size must be positive")
-    if global_batch % per_step:
+    if global_batch % world_size:
         raise UserError(
-            f"train.global_batch_size {global_batch} is not a multiple of micro-batch {micro_batch} x "
-            f"{world_size} process(es) = {per_step}"
+            f"train.global_batch_size {global_batch} cannot be split evenly over {world_size} processes; "
+            f"use a process count that divides it"
         )
-    return BatchPlan(global_batch, micro_batch, global_batch // per_step, world_size)
+    share = global_batch // world_size
+    micro = next(m for m in range(min(micro_batch, share), 0, -1) if share % m == 0)
+    return BatchPlan(global_batch, micro, share // micro, world_size, micro_batch)
 
 
 # ------------------------------------------------------------------------------- the model
@@ -140,17 +139,19 @@ class GlobalBatches:
     """The sample order and masks of a run, as a function of the sample position only.
 
     Step ``s`` consumes samples ``[pos, pos + G)`` of an endless sequence of per-epoch shuffles.
-    Micro-batch ``a`` of process ``r`` is the slice number ``a * world + r`` of it, and its masks come
-    from a generator seeded by (seed, step, slice) -- so data order and masks depend neither on
-    the number of processes nor on whether the run was interrupted.
+    Micro-batch ``a`` of process ``r`` is the slice number ``a * world + r`` of it, and the mask of
+    row ``k`` of the global batch comes from a generator seeded by (seed, step, k) -- so data order
+    and masks depend neither on the micro-batch, nor on the number of processes, nor on whether the
+    run was interrupted.
     """
 
-    def __init__(self, dataset, masker, plan: BatchPlan, rank: int, seed: int, pad_id: int | None):
+    def __init__(
+        self, dataset, masker, plan: BatchPlan, rank: int, seed: int, pad_id: int | None, stream_state=None
+    ):
         self.masker, self.plan, self.rank, self.seed, self.pad_id = masker, plan, rank, seed, pad_id
         self.streaming = not hasattr(dataset, "__len__")
-        if self.streaming:
-            self.dataset = dataset
-            self._stream, self._stream_pos = None, -1
+        if self.streaming:  # read in order, wrapping around; see bert_helu.data.stream_cursor
+            self.cursor = StreamCursor(dataset, stream_state)
         else:
             self.dataset = dataset.with_format("numpy", columns=["input_ids"])
             self.size = len(dataset)
@@ -170,27 +171,26 @@ class GlobalBatches:
         return out
 
     def _rows(self, start: int, count: int) -> torch.Tensor:
-        if not self.streaming:
-            idx = self._indices(start, count)
-            order = np.argsort(idx)  # sorted reads are much faster on Arrow
-            rows = self.dataset[idx[order].tolist()]["input_ids"]
-            rows = np.asarray(rows)[np.argsort(order)]
-            return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
-        return self._stream_rows(start, count)
+        if self.streaming:
+            return torch.tensor(self.cursor.rows(start, count), dtype=torch.long)
+        idx = self._indices(start, count)
+        order = np.argsort(idx)  # sorted reads are much faster on Arrow
+        rows = self.dataset[idx[order].tolist()]["input_ids"]
+        rows = np.asarray(rows)[np.argsort(order)]
+        return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
 
-    def _stream_rows(self, start: int, count: int) -> torch.Tensor:
-        # streaming: read sequentially; on resume, skip to the position (datasets' skip is lazy)
-        if self._stream is None or self._stream_pos != start:
-            self._stream = iter(self.dataset.skip(start)) if start else iter(self.dataset)
-            self._stream_pos = start
-        rows = []
-        while len(rows) < count:
-            try:
-                rows.append(next(self._stream)["input_ids"])
-            except StopIteration:
-                self._stream = iter(self.dataset)
-        self._stream_pos += count
-        return torch.tensor(rows, dtype=torch.long)
+    def stream_state(self, position: int) -> dict | None:
+        """Where a streamed training set is at ``position`` (for checkpoints); None otherwise."""
+        return self.cursor.state_at(position) if self.streaming else None
+
+    def _mask(self, ids: torch.Tensor, step: int, first_row: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # one generator per row of the global batch: masks do not depend on how the global batch
+        # is cut into micro-batches and processes
+        rows = [
+            self.masker(ids[i : i + 1], torch.Generator().manual_seed(_seed_of(self.seed, step, row)))
+            for i, row in enumerate(range(first_row, first_row + len(ids)))
+        ]
+        return torch.cat([m for m, _ in rows]), torch.cat([lab for _, lab in rows])
 
     def step_batches(
         self, step: int, position: int
@@ -199,16 +199,14 @@ class GlobalBatches:
         p = self.plan
         out = []
         if self.streaming:  # every process reads the whole global batch and keeps its slices
-            global_rows = self._stream_rows(position, p.global_batch)
+            global_rows = self._rows(position, p.global_batch)
         for a in range(p.accumulation):
-            slice_no = a * p.world_size + self.rank
-            start = slice_no * p.micro_batch
+            start = (a * p.world_size + self.rank) * p.micro_batch
             if self.streaming:
                 ids = global_rows[start : start + p.micro_batch]
             else:
                 ids = self._rows(position + start, p.micro_batch)
-            generator = torch.Generator().manual_seed(_seed_of(self.seed, step, slice_no))
-            masked, labels = self.masker(ids, generator)
+            masked, labels = self._mask(ids, step, start)
             mask = (
                 None if self.pad_id is None or not (ids == self.pad_id).any() else (ids != self.pad_id).long()
             )
@@ -262,13 +260,18 @@ class BudgetClock:
 class StepResult:
     loss_sum: torch.Tensor  # this process's summed masked-token loss
     grad_norm: float
-    finite: bool
+    finite: bool  # the update was applied: loss and gradients were finite on every process
+    overflow: bool = False  # fp16: the GradScaler skipped the update (and lowered its scale)
 
 
 def train_step(
     accelerator, model, optimizer, micro_batches, masked_global: int, grad_clip: float
 ) -> StepResult:
-    """Accumulate the micro-batches of one step and update (unless the loss or gradients are not finite)."""
+    """Accumulate the micro-batches of one step and update (unless the loss or gradients are not finite).
+
+    Whether the update happens is decided from values all processes agree on (bert_helu.agreement):
+    a loss that is not finite on one process skips the step on all of them.
+    """
     device = accelerator.device
     scale = accelerator.num_processes / max(masked_global, 1)  # DDP averages over processes
     loss_sum = torch.zeros((), device=device)
@@ -282,18 +285,23 @@ def train_step(
     grad_norm = accelerator.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
     grad_norm = float(grad_norm) if grad_norm is not None else 0.0
     loss_finite = bool(torch.isfinite(loss_sum))
-    if getattr(accelerator, "scaler", None) is not None:
+    overflow = False
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is not None:
         # fp16: GradScaler skips overflowing steps itself and lowers its scale (it must see every
-        # step); an overflow is routine there, only a non-finite loss counts as a bad step
+        # step); its verdict comes from all-reduced gradients, the same on every process. A lower
+        # scale is the sign of a skip (accelerate's step_was_skipped misses it for fused AdamW).
+        scale = scaler.get_scale()
         optimizer.step()
-        finite = loss_finite
+        (bad_loss, overflow) = any_process(accelerator, not loss_finite, scaler.get_scale() < scale)
+        finite = not bad_loss and not overflow
     else:
-        # gradients are all-reduced, so every process reaches the same verdict
-        finite = math.isfinite(grad_norm) and loss_finite
+        (bad,) = any_process(accelerator, not (math.isfinite(grad_norm) and loss_finite))
+        finite = not bad
         if finite:
             optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return StepResult(loss_sum, grad_norm, finite)
+    return StepResult(loss_sum, grad_norm, finite, overflow)
 
 
 @torch.no_grad()
@@ -316,13 +324,33 @@ def evaluate(accelerator, model, batches) -> float:
 
 
 class BadStepGuard:
-    """Counts steps skipped for non-finite loss or gradients; K in a row means the run has diverged."""
+    """Counts skipped steps; K in a row means the run has diverged.
 
-    def __init__(self, limit: int, counters: dict):
-        self.limit, self.counters, self.in_a_row = limit, counters, 0
+    Two kinds, counted apart: a non-finite loss or gradient (the loop skips the update), and an
+    fp16 overflow (the GradScaler skips it and halves its scale, routine for a few steps while the
+    scale settles). Every process records the same agreed results, so all abort at the same step.
+    """
 
-    def record(self, finite: bool, step: int, warn) -> None:
-        if finite:
+    def __init__(self, limit: int, overflow_limit: int, counters: dict, scale=None):
+        self.limit, self.overflow_limit, self.counters = limit, overflow_limit, counters
+        self.scale = scale  # the loss scale now (for the message), if fp16
+        counters.setdefault("skipped_steps", 0)
+        counters.setdefault("overflow_steps", 0)
+        self.in_a_row = self.overflows_in_a_row = 0
+
+    def record(self, result: StepResult, step: int, warn) -> None:
+        if result.overflow:
+            self.overflows_in_a_row += 1
+            self.counters["overflow_steps"] += 1
+            if self.overflows_in_a_row >= self.overflow_limit:
+                scale = f" (loss scale now {self.scale():g})" if self.scale else ""
+                raise UserError(
+                    f"{self.overflows_in_a_row} fp16 steps in a row overflowed{scale}, the last at step "
+                    f"{step}; use train.mixed_precision=bf16 or no, or lower train.lr"
+                )
+            return
+        self.overflows_in_a_row = 0
+        if result.finite:
             self.in_a_row = 0
             return
         self.in_a_row += 1

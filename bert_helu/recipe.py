@@ -7,6 +7,9 @@ reads and checks a recipe without paying seconds of torch/transformers imports.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from bert_helu.data.defaults import DATA_DEFAULTS, DATA_KEY_HELP
 from bert_helu.errors import UserError
 
@@ -47,6 +50,7 @@ PRETRAIN_DEFAULTS = {
         "compile": False,
         "cpu_threads": 0,
         "max_bad_steps": 10,
+        "max_overflow_steps": 25,
         "checkpoint_every_steps": 0,
         "checkpoint_every_minutes": 30.0,
         "keep_checkpoints": 2,
@@ -122,6 +126,8 @@ PRETRAIN_KEY_HELP = {
     "machine fewer threads can be faster",
     "train.max_bad_steps": "a step whose loss or gradient is not finite is skipped; the run stops after "
     "this many in a row",
+    "train.max_overflow_steps": "fp16 only: the run stops after this many steps in a row skipped for "
+    "overflow by the loss scaler (each halves the scale; 25 take the default 65,536 below 1)",
     "train.checkpoint_every_steps": "save a resumable checkpoint every this many steps; 0: off",
     "train.checkpoint_every_minutes": "save a resumable checkpoint every this many minutes of training; "
     "0: off",
@@ -147,22 +153,28 @@ PRETRAIN_KEY_HELP = {
 def check_values(cfg) -> None:
     """Values load_config cannot judge by type alone (it checks keys and types)."""
     tr, tel, model = cfg["train"], cfg["telemetry"], cfg["model"]
+    betas = tr["betas"]
     rules = [
         ("model.architecture", model["architecture"] in ("bert", "modernbert"), "bert or modernbert"),
         ("model.global_attn_every_n_layers", model["global_attn_every_n_layers"] >= 1, ">= 1"),
+        ("seed", cfg["seed"] >= 0, ">= 0"),
+        ("data.seed", cfg["data"]["seed"] >= 0, ">= 0"),
         ("train.max_steps", tr["max_steps"] >= 0, ">= 0"),
         ("train.budget_hours", tr["budget_hours"] >= 0, ">= 0"),
+        ("train.global_batch_size", tr["global_batch_size"] >= 1, ">= 1"),
+        ("train.micro_batch_size", tr["micro_batch_size"] >= 1, ">= 1"),
         ("train.lr", tr["lr"] > 0, "> 0"),
         (
             "train.betas",
-            len(tr["betas"]) == 2 and all(0 <= b < 1 for b in tr["betas"]),
-            "two numbers in [0, 1)",
+            len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas),
+            f"two numbers in [0, 1), got {betas!r}",
         ),
         ("train.eps", tr["eps"] > 0, "> 0"),
         ("train.weight_decay", tr["weight_decay"] >= 0, ">= 0"),
         ("train.grad_clip", tr["grad_clip"] >= 0, ">= 0 (0: no clipping)"),
         ("train.mlm_probability", 0 < tr["mlm_probability"] < 1, "in (0, 1)"),
         ("train.max_bad_steps", tr["max_bad_steps"] >= 1, ">= 1"),
+        ("train.max_overflow_steps", tr["max_overflow_steps"] >= 1, ">= 1"),
         ("train.keep_checkpoints", tr["keep_checkpoints"] >= 1, ">= 1"),
         ("train.log_every_steps", tr["log_every_steps"] >= 1, ">= 1"),
         ("train.eval_every_steps", tr["eval_every_steps"] >= 0, ">= 0 (0: only at the end)"),
@@ -181,3 +193,49 @@ def check_values(cfg) -> None:
     for name, ok, expected in rules:
         if not ok:
             raise UserError(f"{name} must be {expected}")
+    check_model(cfg)
+
+
+def check_model(cfg) -> None:
+    """Model sizes that cannot work, found before the corpus is prepared rather than after."""
+    model, seq_len = cfg["model"], cfg["data"]["seq_len"]
+    if model.get("init_from"):
+        positions = _checkpoint_positions(Path(model["init_from"]))
+        where = f"the positions of model.init_from ({model['init_from']})"
+    else:
+        for key, value in model.items():
+            if key.endswith(("_size", "_layers", "_heads", "position_embeddings")) and (
+                not _is_int(value) or value < 1
+            ):
+                raise UserError(f"model.{key} must be a positive integer, got {value!r}")
+        hidden, heads = model.get("hidden_size"), model.get("num_attention_heads")
+        if hidden and heads and hidden % heads:
+            raise UserError(
+                f"model.num_attention_heads {heads} must divide model.hidden_size {hidden} "
+                "(each head gets hidden_size / heads dimensions)"
+            )
+        positions = model.get("max_position_embeddings")
+        where = "model.max_position_embeddings"
+    if _is_int(positions) and _is_int(seq_len) and seq_len > positions:
+        raise UserError(f"data.seq_len {seq_len} is longer than the model's {positions} positions ({where})")
+
+
+def _checkpoint_positions(directory: Path):
+    path = directory / "config.json"
+    if not path.is_file():
+        raise UserError(f"model.init_from: {directory} is not a model checkpoint (no config.json)")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UserError(f"{path}: unreadable ({err})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path}: not a model config (a JSON object expected)")
+    return config.get("max_position_embeddings")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -2,8 +2,9 @@
 
 ``<run>/`` holds ``checkpoints/step-*/`` (bert_helu.checkpoint), ``metrics.jsonl`` (one JSON object
 per logged step / validation / telemetry window), ``tensorboard/``, ``telemetry/`` (pre-activation
-histograms), ``final/`` and ``summary.json``. Only the main process writes; collective calls
-(loss reduction, RNG gathering) are made by every process at the same steps.
+histograms), ``final/`` and ``summary.json``. Only the main process writes (it holds the run's lock,
+bert_helu.locks); collective calls (loss reduction, RNG gathering) are made by every process at the
+same steps, decided from agreed values only (bert_helu.agreement).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import signal
 import time
 from pathlib import Path
 
-import torch
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from bert_helu import checkpoint as ckpt
+from bert_helu.agreement import on_main
 from bert_helu.atomic import atomic_write_json
 from bert_helu.errors import UserError
-from bert_helu.pretraining import check_identity
+from bert_helu.identity import check_identity
+from bert_helu.storage import check_free_space
 
 
 def tracker_names(logging: dict, run_dir: Path | None = None) -> list:
@@ -44,16 +46,6 @@ def tracker_names(logging: dict, run_dir: Path | None = None) -> list:
 
             trackers.append(TensorBoardTracker("tensorboard", run_dir))
     return trackers + (["wandb"] if logging["wandb"] else [])
-
-
-def sync_scalars(accelerator, masked: int, stop: bool, elapsed: float) -> tuple[int, bool, float]:
-    """One small all-reduce per step so every process agrees on the loss normaliser, on stopping
-    (a signal may reach the processes at different steps) and on the budget clock (the schedule)."""
-    if accelerator.num_processes == 1:
-        return masked, stop, elapsed
-    values = torch.tensor([masked, float(stop), elapsed], dtype=torch.float64, device=accelerator.device)
-    values = accelerator.reduce(values, reduction="sum")
-    return int(values[0]), bool(values[1] > 0), float(values[2]) / accelerator.num_processes
 
 
 class StopSignals:
@@ -139,6 +131,8 @@ class RunFiles:
         self.last_saved_step, self.last_saved_elapsed = -1, 0.0
         self.tokens_at_start, self.window = 0, None
         self.trackers = False
+        self.plan = None
+        self.data_position = None  # position -> what a checkpoint saves of the data's state
 
     # --------------------------------------------------------------------------- messages
 
@@ -165,16 +159,29 @@ class RunFiles:
         return True
 
     def resume(self, identity: dict, model, optimizer) -> dict | None:
-        latest = ckpt.latest_checkpoint(self.ckpt_root)
-        if latest is None:
-            return None
-        loaded = ckpt.load_checkpoint(latest)
-        check_identity(loaded.state.get("identity", {}), identity, latest)
-        loaded.load_model_weights(model)
-        try:
-            optimizer.load_state_dict(loaded.optimizer_state)
-        except (ValueError, KeyError, RuntimeError) as err:
-            raise UserError(f"{latest}: corrupt checkpoint, optimizer state does not fit ({err})") from None
+        """Load the newest readable checkpoint of this run; an unreadable one (a disk that lost
+        it, a file cut short) is skipped with a warning in favour of the one before."""
+        candidates = ckpt.list_checkpoints(self.ckpt_root)[::-1]
+        for i, path in enumerate(candidates):
+            try:
+                loaded = ckpt.load_checkpoint(path)
+                check_identity(loaded.state["identity"], identity, path)
+                loaded.load_model_weights(model)
+                try:
+                    optimizer.load_state_dict(loaded.optimizer_state)
+                except (ValueError, KeyError, RuntimeError) as err:
+                    raise ckpt.CorruptCheckpoint(
+                        f"{path}: corrupt checkpoint, optimizer state does not fit ({err})"
+                    ) from None
+            except ckpt.CorruptCheckpoint as err:
+                if i + 1 == len(candidates):
+                    raise
+                self.warn(f"{err}; falling back to {candidates[i + 1].name}")
+                continue
+            return self._restore(path, loaded)
+        return None
+
+    def _restore(self, path, loaded) -> dict:
         rank = self.acc.process_index
         if rank in loaded.rng:
             ckpt.restore_rng(loaded.rng[rank])
@@ -187,23 +194,36 @@ class RunFiles:
         self.last_saved_step, self.last_saved_elapsed = state["step"], state["elapsed"]
         self.tokens_at_start = state["position"]
         self.print(
-            f"resumed from {latest} (step {state['step']}, {state['elapsed'] / 60:.1f} min of budget used)"
+            f"resumed from {path} (step {state['step']}, {state['elapsed'] / 60:.1f} min of budget used)"
         )
         return state
+
+    def check_space(self, model) -> None:
+        """Refuse to start a run whose checkpoints will not fit (checked by the process that writes)."""
+        tr = self.cfg["train"]
+        weights = sum(p.numel() * p.element_size() for p in model.parameters())
+        # a checkpoint is the weights and two Adam moments; keep_checkpoints of them plus the one
+        # being written, and final/
+        needed = weights * (3 * (tr["keep_checkpoints"] + 1) + 1)
+        on_main(
+            self.acc,
+            lambda: check_free_space(
+                self.dir, needed, "--output-dir", f"{tr['keep_checkpoints']} checkpoint(s) and final/"
+            ),
+        )
 
     # ----------------------------------------------------------------------------- logging
 
     def start(self, activation: str, model, plan, step: int, precision: str) -> None:
         tr = self.cfg["train"]
+        self.plan = plan
         self.position_unit = self.cfg["data"]["seq_len"]
         self.window = (time.perf_counter(), step, 0)
         n_params = sum(p.numel() for p in model.parameters())
         self.print(
             f"model: {type(model).__name__} {model.config.num_hidden_layers}x{model.config.hidden_size}, "
             f"{n_params / 1e6:.1f}M parameters, activation {activation}\n"
-            f"batch: global {plan.global_batch} = micro {plan.micro_batch}"
-            f" x accumulation {plan.accumulation} "
-            f"x {plan.world_size} process(es); precision {precision}; device {self.acc.device}"
+            f"batch: {plan.describe()}; precision {precision}; device {self.acc.device}"
         )
         if not self.main:
             return
@@ -291,7 +311,12 @@ class RunFiles:
 
     # --------------------------------------------------------------------------- checkpoints
 
+    def save_data_position_with(self, data_position) -> None:
+        self.data_position = data_position
+
     def checkpoint_due(self, step: int, elapsed: float) -> bool:
+        """``elapsed`` must be the agreed clock (bert_helu.agreement.step_values): every process then
+        compares it with the same ``last_saved_elapsed`` and reaches the same verdict."""
         tr = self.cfg["train"]
         by_steps = tr["checkpoint_every_steps"] and step % tr["checkpoint_every_steps"] == 0
         by_time = (
@@ -300,7 +325,11 @@ class RunFiles:
         )
         return bool(by_steps or by_time)
 
-    def save_checkpoint(self, step, position, elapsed, counters, identity, model, optimizer) -> None:
+    def save_checkpoint(
+        self, step, position, elapsed, counters, identity, model, optimizer, agreed_elapsed=None
+    ) -> None:
+        """Collective: every process calls it at the same step. ``elapsed`` (the main process's
+        clock) is saved; ``agreed_elapsed`` is the clock the next ``checkpoint_due`` counts from."""
         if step == self.last_saved_step:
             return
         rng = (
@@ -308,7 +337,8 @@ class RunFiles:
             if self.acc.num_processes > 1
             else [(0, ckpt.capture_rng())]
         )
-        if self.main:
+
+        def write() -> None:
             scaler = getattr(self.acc, "scaler", None)
             state = {
                 "step": step,
@@ -319,13 +349,18 @@ class RunFiles:
                 "num_processes": self.acc.num_processes,
                 "grad_scaler": scaler.state_dict() if scaler is not None else None,
                 "config": self.cfg,
+                "data": self.data_position(position) if self.data_position else None,
             }
-            ckpt.save_checkpoint(
-                ckpt.checkpoint_dir(self.ckpt_root, step), model, optimizer, dict(rng), state
-            )
+            path = ckpt.checkpoint_dir(self.ckpt_root, step)
+            try:
+                ckpt.save_checkpoint(path, model, optimizer, dict(rng), state)
+            except OSError as err:
+                raise UserError(f"cannot write checkpoint {path} ({err.strerror or err})") from None
             ckpt.prune_checkpoints(self.ckpt_root, self.cfg["train"]["keep_checkpoints"])
-        self.last_saved_step, self.last_saved_elapsed = step, elapsed
-        self.acc.wait_for_everyone()
+
+        on_main(self.acc, write)  # a failed write stops every process, not only the main one
+        self.last_saved_step = step
+        self.last_saved_elapsed = elapsed if agreed_elapsed is None else agreed_elapsed
 
     # ------------------------------------------------------------------------------- finish
 
@@ -345,7 +380,9 @@ class RunFiles:
             "num_processes": self.acc.num_processes,
             "mixed_precision": self.acc.mixed_precision,
             "skipped_steps": counters["skipped_steps"],
+            "overflow_steps": counters.get("overflow_steps", 0),
             "global_batch_size": self.cfg["train"]["global_batch_size"],
+            "batch_plan": self.plan.as_dict() if self.plan else None,
             "seq_len": self.position_unit,
             "final_dir": str(self.dir / "final"),
             "telemetry": monitor.last_summary["mean"] if monitor.last_summary else None,

@@ -25,9 +25,11 @@ EPILOG = """examples:
 
 Output: <output-dir>/<run name>/<task>/seed<seed>/results.json, where the run name is the checkpoint
 folder (runs/helu/final -> helu) or NAME in NAME=DIR. MNLI also writes mnli_mismatched/.
-Finished runs are skipped when the command runs again; a failed run is reported at the end and
-makes the exit status 1, after every other run has had its turn. Errors in the input (unknown task,
-bad recipe key, ...) print one line and exit with status 2. Also runs under accelerate launch -m finetune."""
+Finished runs are skipped when the command runs again (a run is its checkpoint's content and the
+resolved recipe: a retrained checkpoint or a changed recipe is a new run); a failed run is reported
+at the end and makes the exit status 1, after every other run has had its turn. Errors in the input
+(unknown task, bad recipe key, ...) print one line and exit with status 2. Also runs under
+accelerate launch -m finetune."""
 
 
 def parse_args(argv):
@@ -148,7 +150,7 @@ def main(argv=None):
     cfg = load_config(DEFAULTS, args.config, args.overrides)
     cfg.int8 = cfg.int8 or args.int8
     cfg.save_model = cfg.save_model or args.save_models
-    validate_recipe(cfg)
+    validate_recipe(cfg)  # every value, before torch is configured
     if args.print_config:
         print(recipe_yaml(cfg, f"defaults <- {args.config or '(no --config)'} <- command line"), end="")
         return 0

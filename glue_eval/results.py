@@ -8,6 +8,7 @@ Markdown, CSV and LaTeX are only different printings of that one summary.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,12 +81,50 @@ def load_results(paths) -> list[dict]:
         missing = [k for k in REQUIRED_KEYS if k not in (record if isinstance(record, dict) else {})]
         if missing:
             raise UserError(f"{file}: not a fine-tuning result (missing {', '.join(missing)})")
+        _check_record(record, file)
         record.setdefault("run", Path(record["checkpoint"]).name)
         record["_file"] = str(file)
         records.append(record)
     if not records:
         raise UserError(f"no results.json under {', '.join(map(str, paths))}")
+    _refuse_duplicates(records)
     return records
+
+
+def _check_record(record: dict, file: Path) -> None:
+    """Values a table would otherwise crash on, or silently print as nan."""
+    seed = record["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise UserError(f"{file}: seed must be an integer, got {seed!r}")
+    for where, metrics in [("metrics", record["metrics"]), *_extra_metrics(record)]:
+        if not isinstance(metrics, dict):
+            raise UserError(f"{file}: {where} must be a mapping of metric names to numbers")
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise UserError(f"{file}: {where}.{name} must be a finite number, got {value!r}")
+
+
+def _extra_metrics(record: dict) -> list[tuple[str, object]]:
+    """Metrics of other evaluations of the same run (``int8``: the quantised model's)."""
+    return [
+        (f"{key}.metrics", value["metrics"])
+        for key, value in record.items()
+        if key == "int8" and isinstance(value, dict) and "metrics" in value
+    ]
+
+
+def _refuse_duplicates(records: list[dict]) -> None:
+    """One run found twice (two results folders given, or one copied into another) would have one
+    of its values silently replace the other in a table."""
+    seen: dict[tuple, str] = {}
+    for record in records:
+        key = (str(record["run"]), str(record["activation"]), str(record["task"]), record["seed"])
+        if key in seen:
+            raise UserError(
+                f"the same run ({key[0]} ({key[1]}), {key[2]}, seed {key[3]}) is in both {seen[key]} and "
+                f"{record['_file']}; pass only one of them"
+            )
+        seen[key] = record["_file"]
 
 
 @dataclass

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
+from bert_helu.atomic import remove_leftovers
 from bert_helu.config import load_config, recipe_yaml
 from bert_helu.data import format_summary, prepare_corpus
 from bert_helu.errors import UserError, cli_entry
+from bert_helu.locks import RunDirLock
 from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
 from bert_helu.recipe import PRETRAIN_DEFAULTS, check_values
 from bert_helu.schedules import Schedule
@@ -26,7 +30,10 @@ accelerate launch --multi_gpu --num_processes N -m pretrain ... (note: accelerat
 --num_processes N starts ONE process). The global batch stays what the recipe says.
 
 Running the same command again with the same --output-dir resumes from the newest checkpoint; a
-finished run is not redone. Errors in the input print one line and exit with status 2."""
+finished run is not redone. A resume or rerun whose recipe differs in anything that changes the
+result (model, activation, data, seed, optimizer, schedule, batch, precision, budget) is refused,
+naming the keys. One run at a time writes an output dir (<output-dir>/.lock). Errors in the input
+print one line and exit with status 2."""
 
 
 def parse_args(argv):
@@ -113,7 +120,12 @@ def main(argv=None):
     schedule.progress_of(0, tr.max_steps, 0.0, tr.budget_hours * 3600)  # fails early if it cannot be computed
     from pretrain.train import train  # torch & co. load only now: a --prepare-only cache hit stays fast
 
-    return train(cfg, args.output_dir, schedule)
+    # Launchers (torchrun, accelerate launch) set RANK: the global main process alone holds the lock.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    with RunDirLock(args.output_dir) if main_process else contextlib.nullcontext():
+        if main_process:
+            remove_leftovers(args.output_dir)  # half-written files of a killed run (we hold the lock)
+        return train(cfg, args.output_dir, schedule)
 
 
 if __name__ == "__main__":

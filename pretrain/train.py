@@ -14,7 +14,9 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from bert_helu.activations import parse_spec
+from bert_helu.agreement import main_first, on_main, step_values
 from bert_helu.data import MLMMasker, format_summary, prepare_corpus
+from bert_helu.identity import pretrain_identity
 from bert_helu.modeling import (
     activation_of,
     build_mlm_model,
@@ -33,12 +35,11 @@ from bert_helu.pretraining import (
     evaluate,
     make_optimizer,
     plan_batches,
-    run_identity,
     set_lr,
     train_step,
     validation_batches,
 )
-from bert_helu.run_files import RunFiles, StopSignals, sync_scalars, tracker_names
+from bert_helu.run_files import RunFiles, StopSignals, tracker_names
 from bert_helu.schedules import Schedule
 
 
@@ -48,7 +49,9 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
     tr = cfg.train
     parse_spec(cfg.activation)  # a typo fails now, not after the corpus is prepared
 
-    # 2. Processes, devices and precision (accelerate), logs, and the run directory.
+    # 2. Processes, devices and precision (accelerate), logs, and the run directory (locked by
+    #    pretrain/__main__.py: one run writes it). The recipe's global batch is kept whatever the
+    #    number of processes; the micro-batch is lowered if it does not divide each one's share.
     started = time.perf_counter()
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # without it, torchrun on CPU gives N single-process runs
@@ -58,13 +61,17 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
     )
     run = RunFiles(Path(output_dir), accelerator, cfg)
     plan = plan_batches(tr.global_batch_size, tr.micro_batch_size, accelerator.num_processes)
+    if plan.lowered:
+        run.print(
+            f"batch: micro-batch lowered from {plan.recipe_micro_batch} to {plan.micro_batch} so that the "
+            f"global batch {plan.global_batch} splits evenly over {plan.world_size} process(es)"
+        )
     set_seed(cfg.seed)
     if tr.cpu_threads:
         torch.set_num_threads(tr.cpu_threads)  # on a shared machine fewer threads can be much faster
 
     # 3. Data: cleaned, tokenized, packed and cached once (main process first, the others reuse it).
-    with accelerator.main_process_first():
-        corpus = prepare_corpus(cfg.data)
+    corpus = main_first(accelerator, lambda: prepare_corpus(cfg.data))
     run.print(format_summary(corpus.summary))
     masker = MLMMasker(corpus.tokenizer, tr.mlm_probability)
     pad_id = corpus.tokenizer.pad_token_id
@@ -78,9 +85,10 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
         special_ids["sep_token_id"] = tok.sep_token_id
         model = build_mlm_model(model_config(cfg.model, cfg.activation, len(tok), special_ids))
     activation = activation_of(model)
-    identity = run_identity(model.config, activation)
+    identity = pretrain_identity(cfg, activation, accelerator.mixed_precision, corpus.fingerprint)
     if run.finished(identity):
         return 0
+    run.check_space(model)
     optimizer = make_optimizer(model, tr)
     train_model = torch.compile(SparseMLM(model)) if tr.compile else SparseMLM(model)
     train_model, optimizer = accelerator.prepare(train_model, optimizer)
@@ -92,9 +100,12 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
     if resumed:
         step, position, counters = resumed["step"], resumed["position"], resumed["counters"]
         clock = BudgetClock(resumed["elapsed"])
-    batches = GlobalBatches(corpus.train, masker, plan, accelerator.process_index, cfg.seed, pad_id)
-    val_batches = validation_batches(
-        corpus.validation, masker, plan.micro_batch, tr.eval_batches, cfg.seed, pad_id
+    batches = GlobalBatches(
+        corpus.train, masker, plan, accelerator.process_index, cfg.seed, pad_id, (resumed or {}).get("data")
+    )
+    run.save_data_position_with(batches.stream_state)  # where a streamed corpus is, in checkpoints
+    val_batches = validation_batches(  # the recipe's micro-batch: the same batches on any process count
+        corpus.validation, masker, tr.micro_batch_size, tr.eval_batches, cfg.seed, pad_id
     )
     run.start(activation, model, plan, step, accelerator.mixed_precision)
 
@@ -103,11 +114,15 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
     if step == 0 and tr.eval_every_steps:  # the untrained model's loss: the "before" of the run
         run.log_validation(0, evaluate(accelerator, train_model, val_batches))
     clock = BudgetClock(clock.elapsed_before)  # the budget starts with the first step
-    bad_steps = BadStepGuard(tr.max_bad_steps, counters)
+    scaler = getattr(accelerator, "scaler", None)
+    bad_steps = BadStepGuard(
+        tr.max_bad_steps, tr.max_overflow_steps, counters, scaler.get_scale if scaler else None
+    )
     with StopSignals() as signals:  # SIGTERM/SIGINT: finish the step, checkpoint, exit
         while True:
             micro_batches = batches.step_batches(step, position)
-            masked, stop, elapsed = sync_scalars(
+            # every decision below (stop, lr, evaluate, checkpoint) uses these agreed values only
+            masked, stop, elapsed = step_values(
                 accelerator, count_masked(micro_batches), signals.requested, clock.elapsed()
             )
             if stop or (tr.max_steps and step >= tr.max_steps) or (budget_s and elapsed >= budget_s):
@@ -116,7 +131,7 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
             set_lr(optimizer, lr)
             with monitor.window(step):
                 result = train_step(accelerator, train_model, optimizer, micro_batches, masked, tr.grad_clip)
-            bad_steps.record(result.finite, step, run.warn)  # skipped if not finite; abort after K in a row
+            bad_steps.record(result, step, run.warn)  # skipped if not finite; abort after K in a row
             step, position = step + 1, position + plan.global_batch
             run.log_step(step, result, masked, lr, plan, clock.elapsed(), budget_s)
             if tr.eval_every_steps and step % tr.eval_every_steps == 0:
@@ -124,7 +139,9 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
                     run.log_validation(step, evaluate(accelerator, train_model, val_batches))
             if run.checkpoint_due(step, elapsed):  # the agreed clock: all processes decide alike
                 with clock.paused():
-                    run.save_checkpoint(step, position, clock.elapsed(), counters, identity, model, optimizer)
+                    run.save_checkpoint(
+                        step, position, clock.elapsed(), counters, identity, model, optimizer, elapsed
+                    )
 
     # 7. Interrupted: save and leave, the same command resumes. Finished: final model + summary.
     if stop:
@@ -136,8 +153,7 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
     )
     run.log_validation(step, val_loss)
     run.save_checkpoint(step, position, clock.elapsed(), counters, identity, model, optimizer)
-    if accelerator.is_main_process:
-        save_model(model, run.dir / "final", tokenizer=corpus.tokenizer)
+    on_main(accelerator, lambda: save_model(model, run.dir / "final", tokenizer=corpus.tokenizer))
     run.finish(
         identity, step, position, clock.elapsed(), val_loss, counters, monitor, time.perf_counter() - started
     )

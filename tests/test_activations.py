@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from bert_helu import UserError, build_activation, list_activations, register_activation
-from bert_helu.activations import _HeLUFunction, parse_spec
+from bert_helu.activations import _HeLUFunction, helu, parse_spec
 
 ALPHA = 0.05
 # below, at, inside (-alpha, 0], zero, positive
@@ -43,17 +43,21 @@ def test_helu_backward_matches_definition_2(dtype):
     assert by_point[-1.0] == 0.0 and by_point[3.0] == 1.0
 
 
-def test_helu_alpha_zero_is_relu_gradient():
+def test_helu_function_at_alpha_zero_has_relu_gradient():
     x = torch.tensor(POINTS)
     x_relu = x.clone().requires_grad_(True)
     torch.relu(x_relu).sum().backward()
-    assert torch.equal(helu_grad(x, 0.0), x_relu.grad)
+    x_helu = x.clone().requires_grad_(True)
+    helu(x_helu, 0.0).sum().backward()
+    assert torch.equal(x_helu.grad, x_relu.grad)
     assert torch.equal(_HeLUFunction.apply(x.clone().requires_grad_(True), 0.0).detach(), torch.relu(x))
 
 
-def test_helu_negative_alpha_moves_threshold_right():
-    x = torch.tensor([-0.1, 0.0, 0.1, 0.2, 0.3])
-    assert helu_grad(x, -0.2).tolist() == [0.0, 0.0, 0.0, 0.0, 1.0]
+@pytest.mark.parametrize("spec", ["helu:alpha=0", "helu:alpha=-0.5"])
+def test_helu_activation_refuses_alpha_that_is_not_positive(spec):
+    # alpha <= 0 passes no more gradient than ReLU (less, if negative): not the HeLU of the paper
+    with pytest.raises(UserError, match="activation 'helu': alpha must be > 0, got "):
+        parse_spec(spec)
 
 
 def test_helu_passes_upstream_gradient_values():

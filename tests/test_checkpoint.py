@@ -13,6 +13,11 @@ from bert_helu.pretraining import make_optimizer
 TRAIN = {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-12, "weight_decay": 0.01}
 
 
+def state(step, **extra):
+    """What the pretraining loop saves besides tensors (bert_helu.checkpoint.REQUIRED_STATE)."""
+    return {"step": step, "position": 16 * step, "elapsed": 1.5, "counters": {}, "identity": {}, **extra}
+
+
 def trained_model_and_optimizer(seed=0):
     torch.manual_seed(seed)
     model = build_mlm_model(bert_config(TINY_BERT, "helu:alpha=0.05", vocab_size=50))
@@ -32,7 +37,7 @@ def test_round_trip_restores_weights_optimizer_and_rng(tmp_path):
     np.random.seed(7)
     rng = ckpt.capture_rng()
     expected_draws = (torch.rand(3), random.random(), np.random.rand())
-    path = ckpt.save_checkpoint(tmp_path / "step-00000002", model, opt, {0: rng}, {"step": 2, "note": "x"})
+    path = ckpt.save_checkpoint(tmp_path / "step-00000002", model, opt, {0: rng}, state(2, note="x"))
 
     fresh, fresh_opt = trained_model_and_optimizer(seed=1)
     loaded = ckpt.load_checkpoint(path)
@@ -58,7 +63,7 @@ def test_round_trip_restores_weights_optimizer_and_rng(tmp_path):
 
 def test_no_pickle_files_are_written(tmp_path):
     model, opt = trained_model_and_optimizer()
-    path = ckpt.save_checkpoint(tmp_path / "step-00000001", model, opt, {0: ckpt.capture_rng()}, {"step": 1})
+    path = ckpt.save_checkpoint(tmp_path / "step-00000001", model, opt, {0: ckpt.capture_rng()}, state(1))
     assert sorted(p.name for p in path.iterdir()) == [
         "model.safetensors",
         "optimizer.safetensors",
@@ -82,7 +87,7 @@ def test_failed_write_leaves_no_checkpoint(tmp_path):
 @pytest.mark.parametrize("damage", ["truncate_model", "bad_json", "missing_optimizer"])
 def test_corrupt_checkpoint_is_a_user_error(tmp_path, damage):
     model, opt = trained_model_and_optimizer()
-    path = ckpt.save_checkpoint(tmp_path / "step-00000001", model, opt, {0: ckpt.capture_rng()}, {"step": 1})
+    path = ckpt.save_checkpoint(tmp_path / "step-00000001", model, opt, {0: ckpt.capture_rng()}, state(1))
     if damage == "truncate_model":
         data = (path / "model.safetensors").read_bytes()
         (path / "model.safetensors").write_bytes(data[: len(data) // 2])

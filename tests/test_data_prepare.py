@@ -75,9 +75,11 @@ def test_summary_counts_add_up(built):
     assert s["documents_kept"] == s["train_documents"] + s["validation_documents"] == 151  # 150 wiki + Alice
     assert s["sources"][0]["documents_kept"] == 150 and s["sources"][1]["documents_kept"] == 1
     assert s["empty"] > 100  # the title-only stubs of the WikiExtractor slice
-    # One batch of documents: packed body tokens = document tokens + separators - the dropped tail.
+    # One batch of documents: packed body tokens = document tokens + separators - the dropped tail
+    # - the few tokens skipped so that no piece starts or ends on a separator.
     body = s["sequences_train"] * 62
-    assert 0 <= s["tokens_train"] + s["train_documents"] - 1 - body < 62
+    skipped = s["tokens_train"] + s["train_documents"] - 1 - body
+    assert 0 <= skipped < 62 + s["sequences_train"] // 50
     text = format_summary(s)
     for needle in ("documents: ", "duplicates removed", "tokens: ", "vocab size 1,000", "MB/s"):
         assert needle in text
@@ -286,12 +288,25 @@ def test_real_shared_corpus_slice(shared_data, tmp_path):
             },
         ],
     }
-    summary = prepare_corpus(config).summary
+    corpus = prepare_corpus(config)
+    summary = corpus.summary
     wiki, book, wikitext = summary["sources"]
     assert wiki["documents_kept"] == 300 and book["documents_kept"] == 1
     assert wikitext["documents_in"] == 2891  # one document per line of the blank-line-free test split
     assert summary["too_short"] > 0  # WikiText's " = = Heading = = " lines
     assert summary["sequences_train"] > 1000
+    tokenizer = corpus.tokenizer
+    special = [
+        tokenizer.cls_token_id,
+        tokenizer.sep_token_id,
+        tokenizer.pad_token_id,
+        tokenizer.mask_token_id,
+    ]
+    for split in (corpus.train, corpus.validation):
+        rows = np.array(split["input_ids"])
+        is_special = np.isin(rows, special)
+        assert not (is_special[:, 1:] & is_special[:, :-1]).any()  # e.g. [CLS] [SEP], [SEP] [SEP]
+        assert (rows[:, 1:-1] == tokenizer.sep_token_id).any()  # documents are still separated
 
 
 def test_tasks_balanced_across_processes(tmp_path):
@@ -359,3 +374,19 @@ def test_two_processes_give_the_same_corpus(built, tmp_path, monkeypatch):
     for key in ("documents_in", "documents_kept", "duplicates", "validation_documents", "tokens_train"):
         assert one[key] == two[key], key
     assert abs(one["sequences_train"] - two["sequences_train"]) <= 2  # batch boundaries move a little
+
+
+def test_pieces_never_start_or_end_on_a_document_boundary():
+    from bert_helu.data.packing import pack_documents
+
+    cls, sep = 1, 2
+    # seq_len 6: pieces of 4 tokens. Document A fills a piece exactly (a separator would then start
+    # the next one); document B is 3 tokens (its separator would end a piece).
+    a, b, c = [10, 11, 12, 13], [20, 21, 22], [30, 31, 32, 33, 34, 35, 36, 37, 38]
+    rows = pack_documents([a, b, c], seq_len=6, cls_id=cls, sep_id=sep).tolist()
+    assert rows == [
+        [cls, 10, 11, 12, 13, sep],  # the separator after A is the row's own [SEP]
+        [cls, 21, 22, sep, 30, sep],  # B would have ended this piece on a separator: one token later
+        [cls, 31, 32, 33, 34, sep],
+        [cls, 35, 36, 37, 38, sep],
+    ]

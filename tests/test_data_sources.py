@@ -100,7 +100,7 @@ def test_parse_sources_expands_globs_and_directories(tmp_path):
         ({"type": "pdf", "path": "x"}, "type must be one of"),
         ({"type": "text"}, "needs 'path'"),
         ({"type": "text", "path": "x", "colour": "red"}, "unknown key"),
-        ({"type": "text", "path": "x", "weight": 0}, "weight must be a positive number"),
+        ({"type": "text", "path": "x", "weight": 0}, "weight must be a positive, finite number"),
         ({"type": "text", "path": "x", "max_docs": 2.5}, "max_docs must be a positive integer"),
         ({"type": "hub"}, "needs 'name'"),
         ("books/*.txt", "must be a mapping"),

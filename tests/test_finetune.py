@@ -1,7 +1,11 @@
 """The fine-tuning batch end to end on tiny models and a few dozen real GLUE rows."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -103,11 +107,43 @@ def test_rerun_skips_finished_runs_and_redoes_only_missing(batch, monkeypatch):
     )
     checkpoints = [root / "runs" / "helu" / "final", root / "runs" / "gelu" / "final"]
     code = finetune("--checkpoints", *checkpoints, "--tasks", "mrpc,stsb", "--seeds", 1, 2,
-                    "--glue-dir", SAMPLE, "--output-dir", out, *FAST)  # fmt: skip
+                    "--glue-dir", SAMPLE, "--output-dir", out, "--int8", "--save-models", *FAST)  # fmt: skip
     assert code == 0
     assert [(c[1].name, c[2]) for c in calls] == [("stsb", 2)]
     assert victim.is_file()
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (["train.lr=1.0e-3"], "train.lr 4e-05 there, 0.001 here"),
+        (["tasks={mrpc: {epochs: 2}}"], "train.epochs 1 there, 2 here"),
+        ([], "int8 true there, false here"),  # the same command without --int8
+        ("retrain", "checkpoint "),
+    ],
+)
+def test_results_of_another_checkpoint_content_or_recipe_are_never_a_stale_hit(
+    batch, tmp_path, capsys, change, named
+):
+    root, out, _ = batch
+    helu = root / "runs" / "helu" / "final"
+    before = {p: p.read_bytes() for p in out.rglob("results.json")}
+    int8 = ["--int8"] if change else []
+    if change == "retrain":  # the same folder name, other weights: a retrained checkpoint
+        helu = tmp_path / "helu" / "final"
+        model = load_model(root / "runs" / "helu" / "final")
+        with torch.no_grad():
+            model.bert.embeddings.word_embeddings.weight.mul_(1.01)
+        save_model(model, helu, tokenizer=AutoTokenizer.from_pretrained(root / "runs" / "helu" / "final"))
+        change = []
+    code = finetune("--checkpoints", helu, "--tasks", "mrpc", "--seeds", 1, "--glue-dir", SAMPLE,
+                    "--output-dir", out, "--save-models", *int8, *FAST, *change)  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {out / 'helu' / 'mrpc' / 'seed1'} belongs to a different run (")
+    assert named in err, err
+    assert {p: p.read_bytes() for p in out.rglob("results.json")} == before
 
 
 def test_training_uses_the_checkpoint_activation(tmp_path, tokenizer, monkeypatch):
@@ -142,10 +178,6 @@ def test_a_run_interrupted_midway_leaves_no_results_file(tmp_path, tokenizer, mo
 
     monkeypatch.setattr(finetuning, "evaluate", evaluate_then_die)
     out = tmp_path / "out"
-    assert finetune("--checkpoints", ckpt, "--tasks", "wnli", "--seeds", 1, 2, "--glue-dir", SAMPLE.parent
-                    / "missing", "--output-dir", out, *FAST) == 0  # fmt: skip
-    # wnli is not in the sample: nothing to run, nothing written
-    assert not list(out.rglob("results.json"))
     code = finetune("--checkpoints", ckpt, "--tasks", "sst2", "--seeds", 1, 2, "--glue-dir", SAMPLE,
                     "--output-dir", out, *FAST)  # fmt: skip
     assert code == 130
@@ -153,32 +185,106 @@ def test_a_run_interrupted_midway_leaves_no_results_file(tmp_path, tokenizer, mo
     assert not list(out.rglob(".results.json.tmp-*"))
 
 
-def test_bad_inputs_fail_their_runs_with_one_line_and_the_rest_finish(tmp_path, tokenizer, capsys):
-    glue = tmp_path / "glue_data"
-    shutil.copytree(SAMPLE / "RTE", glue / "RTE")
-    shutil.copytree(SAMPLE / "SST-2", glue / "SST-2")
-    bad = (glue / "SST-2" / "train.tsv").read_text().splitlines()
-    bad[5] = bad[5].rsplit("\t", 1)[0] + "\t2"
-    (glue / "SST-2" / "train.tsv").write_text("\n".join(bad) + "\n")
+def test_a_run_that_fails_while_training_fails_alone(tmp_path, tokenizer, capsys):
     good = tiny_checkpoint(tmp_path / "good", tokenizer)
     small_vocab = tiny_checkpoint(tmp_path / "small_vocab", tokenizer, vocab_size=500)
-    not_a_model = tmp_path / "not_a_model"
-    not_a_model.mkdir()
-    (not_a_model / "notes.txt").write_text("hello")
     out = tmp_path / "out"
-    code = finetune("--checkpoints", good, small_vocab, not_a_model, "--tasks", "rte,sst2",
-                    "--glue-dir", glue, "--output-dir", out, *FAST)  # fmt: skip
+    code = finetune("--checkpoints", good, small_vocab, "--tasks", "rte", "--glue-dir", SAMPLE,
+                    "--output-dir", out, *FAST)  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1
     assert [str(p.relative_to(out)) for p in out.rglob("results.json")] == ["good/rte/seed42/results.json"]
-    assert f"failed: good/sst2/seed42: {glue / 'SST-2' / 'train.tsv'}: row 6: field 'label': label '2'" in err
     assert (
         "failed: small_vocab/rte/seed42:" in err
         and "tokenizer/vocab mismatch" in err
         and "vocab_size is 500" in err
     )
-    assert f"failed: not_a_model/rte/seed42: {not_a_model}: not a model checkpoint (no config.json)" in err
-    assert "6 runs: 1 finished now, 0 already done, 5 failed" in err
+    assert "2 runs: 1 finished now, 0 already done, 1 failed" in err
+
+
+def _bad_glue(tmp_path, kind):
+    """A copy of the sample's SST-2 and STS-B with one thing wrong."""
+    glue = tmp_path / "glue_data"
+    shutil.copytree(SAMPLE / "SST-2", glue / "SST-2")
+    shutil.copytree(SAMPLE / "STS-B", glue / "STS-B")
+    if kind == "label":
+        rows = (glue / "SST-2" / "train.tsv").read_text().splitlines()
+        rows[5] = rows[5].rsplit("\t", 1)[0] + "\t2"
+        (glue / "SST-2" / "train.tsv").write_text("\n".join(rows) + "\n")
+    elif kind == "latin-1":
+        path = glue / "SST-2" / "dev.tsv"
+        path.write_bytes(path.read_bytes().replace(b"\n", "\ncaf\u00e9 ".encode("latin-1"), 3))
+    elif kind == "nan":
+        path = glue / "STS-B" / "train.tsv"
+        rows = path.read_text().splitlines()
+        cells = rows[3].split("\t")
+        cells[rows[0].split("\t").index("score")] = "nan"
+        rows[3] = "\t".join(cells)
+        path.write_text("\n".join(rows) + "\n")
+    return glue
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("label", "{glue}/SST-2/train.tsv: row 6: field 'label': label '2' is not one of 0, 1"),
+        ("latin-1", "{glue}/SST-2/dev.tsv: not UTF-8 text (line 2, byte "),
+        ("nan", "{glue}/STS-B/train.tsv: row 4: field 'score': score 'nan' is not a finite number"),
+        ("not_a_model", "{tmp}/not_a_model: not a model checkpoint (no config.json)"),
+        ("config_list", "{tmp}/config_list/config.json: not a model config (a JSON object expected)"),
+        ("max_length", "recipe: train.max_length 100 is longer than the 64 positions of {tmp}/good"),
+        ("tasks.sst2=5", "recipe: tasks.sst2 must be a mapping of settings (e.g. {{epochs: 3}}), got 5"),
+        ("torch_threads=abc", "recipe: torch_threads must be a positive integer or null, got 'abc'"),
+        ("no_glue_dir", "--glue-dir {tmp}/nowhere: no such directory"),
+        ("empty_glue_dir", "--glue-dir {tmp}/empty holds none of the tasks asked for (sst2, stsb); expected"),
+        ("..=", "checkpoint '..={tmp}/good': '..' cannot name a results folder; write name=path"),
+        ("dotdot", "checkpoint '{tmp}/good/..': '..' cannot name a results folder; write name=path"),
+        ("../x=", "checkpoint '../x={tmp}/good': '../x' cannot name a results folder; write name=path"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors_before_any_run(tmp_path, tokenizer, capsys, case, message):
+    good = tiny_checkpoint(tmp_path / "good", tokenizer)
+    glue = _bad_glue(tmp_path, case)
+    checkpoints, extra = [good], []
+    if case == "not_a_model":
+        checkpoints.append(tmp_path / "not_a_model")
+        (tmp_path / "not_a_model").mkdir()
+    elif case == "config_list":
+        shutil.copytree(good, tmp_path / "config_list")
+        (tmp_path / "config_list" / "config.json").write_text("[1, 2]")
+        checkpoints.append(tmp_path / "config_list")
+    elif case == "max_length":
+        extra = ["train.max_length=100"]  # TINY_BERT has 64 positions
+    elif "=" in case and not case.startswith(".") and "/" not in case:
+        extra = [case]
+    elif case == "no_glue_dir":
+        glue = tmp_path / "nowhere"
+    elif case == "empty_glue_dir":
+        glue = tmp_path / "empty"
+        glue.mkdir()
+    elif case == "..=":
+        checkpoints = [f"..={good}"]
+    elif case == "dotdot":
+        checkpoints = [f"{good}/.."]
+    elif case == "../x=":
+        checkpoints = [f"../x={good}"]
+    out = tmp_path / "out"
+    fast = [a for a in FAST if not a.startswith("torch_threads")] if case.startswith("torch") else FAST
+    code = finetune("--checkpoints", *checkpoints, "--tasks", "sst2,stsb", "--glue-dir", glue,
+                    "--output-dir", out, *fast, *extra)  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert code == 2 and last.startswith("error: ") and message.format(glue=glue, tmp=tmp_path) in last, err
+    assert not list(out.rglob("results.json")) and not (tmp_path / "sst2").exists()
+
+
+def test_results_record_the_global_batch_and_the_processes(batch):
+    _, out, _ = batch
+    result = json.loads((out / "helu" / "mrpc" / "seed1" / "results.json").read_text())
+    assert result["global_batch_size"] == 16 and result["num_processes"] == 1
+    assert result["optimizer_steps"] == 3  # 48 examples, 16 per step, 1 epoch
+    assert result["identity"]["train"]["batch_size"] == 16 and len(result["identity"]["checkpoint"]) == 32
 
 
 def test_unknown_task_and_unknown_recipe_key_exit_2_with_one_line(tmp_path, capsys):
@@ -223,3 +329,24 @@ def test_overrides_may_follow_checkpoints_and_seeds(monkeypatch, tmp_path):
         ("minilm", "/models/m"),
     ]
     assert seen["s"] == [1, 2] and seen["cfg"].train.epochs == 3 and seen["cfg"].int8 is True
+
+
+def test_two_processes_share_each_global_batch(tmp_path, tokenizer):
+    """torchrun, 2 CPU processes (gloo): one run whose batch of 16 is split 8 + 8, not two runs of 16."""
+    ckpt = tiny_checkpoint(tmp_path / "helu", tokenizer)
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    args = ["--checkpoints", str(ckpt), "--tasks", "mrpc", "--seeds", "1", "--glue-dir", str(SAMPLE), *FAST]
+    argv = [torchrun, "--nproc_per_node", "2", "-m", "finetune", *args, "--output-dir", str(tmp_path / "two")]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert finetune(*args, "--output-dir", tmp_path / "one") == 0
+    two, one = (
+        json.loads((tmp_path / d / "helu" / "mrpc" / "seed1" / "results.json").read_text())
+        for d in ("two", "one")
+    )
+    assert (two["num_processes"], one["num_processes"]) == (2, 1)
+    assert two["global_batch_size"] == one["global_batch_size"] == 16
+    assert two["optimizer_steps"] == one["optimizer_steps"] == 3  # 48 examples / 16
+    assert two["num_eval_examples"] == one["num_eval_examples"] == 40
+    assert two["identity"] == one["identity"]  # the process count is not part of what a run is

@@ -181,7 +181,7 @@ def test_finished_run_is_not_redone(recipe, tmp_path, capsys):
         (["--activation", "swishy"], "unknown activation 'swishy'"),
         (["train.learning_rate=1.0"], "unknown config key 'train.learning_rate'"),
         (["train.max_steps=ten"], "'train.max_steps' must be int"),
-        (["train.global_batch_size=12"], "not a multiple of micro-batch 8"),
+        (["train.global_batch_size=0"], "train.global_batch_size must be >= 1"),
         (["train.scheduler=wavy"], "unknown scheduler 'wavy'"),
         (["train.mixed_precision=fp8"], "mixed_precision must be"),
         (["train.max_steps=0"], "set train.max_steps or train.budget_hours"),
@@ -205,12 +205,12 @@ def test_output_dir_of_another_run_is_refused_and_untouched(recipe, tmp_path, ca
     (out / "summary.json").unlink()  # an unfinished gelu run: checkpoints only
     snapshot = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert run("--config", recipe, "--activation", "relu", "--output-dir", out, *args) == 2
-    assert "different run (activation 'gelu', this run 'relu')" in capsys.readouterr().err
+    assert 'different run (activation "gelu" there, "relu" here)' in capsys.readouterr().err
     assert (
         run("--config", recipe, "--activation", "gelu", "--output-dir", out, *args, "model.hidden_size=48")
         == 2
     )
-    assert "different run (model {'hidden_size': 32}" in capsys.readouterr().err
+    assert "different run (model.hidden_size 32 there, 48 here)" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == snapshot
 
 

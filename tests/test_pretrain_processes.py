@@ -1,8 +1,10 @@
 """The pretraining program as separate processes: killed and resumed, stopped by a signal, and
 data-parallel on 2 CPU processes (torchrun, gloo)."""
 
+import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -14,7 +16,15 @@ import torch
 from test_pretrain import run, weights, write_recipe
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+# PYTHONPATH: the children import this checkout's code even where another one is pip-installed
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "OMP_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+}
+TORCHRUN = (str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +36,12 @@ def recipe(tmp_path_factory):
 def start(recipe, out, *overrides, launcher=(sys.executable, "-m", "pretrain")):
     argv = [*launcher, "--config", str(recipe), "--activation", "helu", "--output-dir", str(out), *overrides]
     return subprocess.Popen(
-        argv, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        argv,
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -41,6 +56,23 @@ def wait_for_checkpoint(proc, out, newer_than=-1, timeout=120.0):
         time.sleep(0.02)
     proc.kill()
     pytest.fail("no checkpoint appeared")
+
+
+def kill_all(proc):
+    """SIGKILL a launcher and every process under it at once, as a power cut would.
+
+    torchrun starts each worker in a session of its own: killing its process group is not enough."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(command name)"
+            parents[int(stat.parent.name)] = int(fields[1])
+    family = [proc.pid]
+    for pid in family:  # grows while it is walked: children, grandchildren, ...
+        family += [child for child, parent in parents.items() if parent == pid]
+    for pid in family:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def newest_step(out):
@@ -91,24 +123,13 @@ def test_two_processes_match_one_process_at_the_same_global_batch(recipe, tmp_pa
         "model.hidden_dropout_prob=0.0",  # dropout masks come from per-process RNGs
     ]
     two, one = tmp_path / "two", tmp_path / "one"
-    torchrun = (str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "-m", "pretrain")
-    proc = start(recipe, two, *common, "train.micro_batch_size=4", launcher=torchrun)
+    proc = start(recipe, two, *common, "train.micro_batch_size=4", launcher=(*TORCHRUN, "-m", "pretrain"))
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output
     assert "micro 4 x accumulation 2 x 2 process(es)" in output
-    assert (
-        run(
-            "--config",
-            recipe,
-            "--activation",
-            "helu",
-            "--output-dir",
-            one,
-            *common,
-            "train.micro_batch_size=4",
-        )
-        == 0
-    )
+    # one process with the recipe's micro-batch (8): masks are drawn per row of the global batch,
+    # so how it is cut into micro-batches changes nothing but the order of float sums
+    assert run("--config", recipe, "--activation", "helu", "--output-dir", one, *common) == 0
 
     s2, s1 = (json.loads((d / "summary.json").read_text()) for d in (two, one))
     assert s2["num_processes"] == 2 and s1["num_processes"] == 1
@@ -124,3 +145,64 @@ def test_two_processes_match_one_process_at_the_same_global_batch(recipe, tmp_pa
     diff = max((a[k] - b[k]).abs().max().item() for k in a)
     print(f"2 processes vs 1: max |weight difference| {diff:.2e}")
     assert diff < 1e-3
+
+
+@pytest.fixture
+def uninterrupted_two_process_run(recipe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    proc = start(recipe, out, *KILL_ARGS, launcher=(*TORCHRUN, "-m", "pretrain"))
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    return out
+
+
+KILL_ARGS = ["train.max_steps=80", "train.keep_checkpoints=2", "model.hidden_dropout_prob=0.1"]
+
+
+def test_two_process_run_killed_at_a_random_moment_resumes_bitwise_equal(
+    recipe, tmp_path, uninterrupted_two_process_run
+):
+    """SIGKILL to torchrun and both workers at once (as a power cut) at a random moment after a
+    random checkpoint; the same command then finishes the run, and its weights equal bit for bit
+    those of a run never interrupted (checkpoint cadence is logistics: that run saves only at its
+    end). Checkpoints come both every 7 steps and every 0.18 s, with the clock of process 1
+    running 3x fast: the processes must still agree on when to save, or the run would hang."""
+    out = tmp_path / "killed"
+    cadence = ["train.checkpoint_every_steps=7", "train.checkpoint_every_minutes=0.003"]
+    launcher = (*TORCHRUN, str(REPO / "tests" / "helpers" / "skewed_clock.py"))
+    proc = start(recipe, out, *KILL_ARGS, *cadence, launcher=launcher)
+    wait_for_checkpoint(proc, out, newer_than=random.randrange(40), timeout=240)
+    time.sleep(random.uniform(0.0, 0.1))
+    kill_all(proc)
+    proc.communicate()
+    assert not (out / "summary.json").exists(), "the run finished before it could be killed"
+
+    proc = start(recipe, out, *KILL_ARGS, *cadence, launcher=launcher)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    assert "resumed from" in output and "took over the lock" in output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_processes"] == 2 and summary["steps"] == 80
+    a, b = weights(uninterrupted_two_process_run), weights(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_demo_recipe_runs_unchanged_on_two_processes(tmp_path):
+    """The demo recipe's micro-batch (64) equals its global batch: on 2 processes it is lowered to 32,
+    with one line saying so, and summary.json records the plan."""
+    out = tmp_path / "run"
+    demo = ["--config", "configs/pretrain/demo.yaml", "--activation", "relu", "--output-dir", str(out)]
+    argv = [*TORCHRUN, "-m", "pretrain", *demo, "train.max_steps=6", f"data.cache_dir={tmp_path / 'c'}"]
+    done = subprocess.run(argv, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lowered = "micro-batch lowered from 64 to 32 so that the global batch 64 splits evenly over 2 process(es)"
+    assert lowered in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_processes"] == 2 and summary["steps"] == 6
+    assert summary["batch_plan"] == {
+        "global_batch_size": 64,
+        "micro_batch_size": 32,
+        "accumulation": 1,
+        "num_processes": 2,
+        "recipe_micro_batch_size": 64,
+    }

@@ -145,3 +145,44 @@ def test_single_seed_cell_shows_no_spread_and_averages_over_different_tasks_are_
     assert relu_row.split(" | ")[8] == "<u>50.0</u> (1)"  # RTE, one seed: no "± 0.0"
     assert relu_row.endswith("| 50.0 (1) |")  # Avg over RTE only vs RTE+WNLI: not ranked
     assert "Avg covers for relu (relu): RTE" in out
+
+
+def test_the_same_run_in_two_results_dirs_is_named_not_dropped(tmp_path, capsys):
+    write_results(tmp_path / "a", "helu", "helu:alpha=0.05", {"rte": {"accuracy": [0.6]}}, seeds=(7,))
+    write_results(tmp_path / "b", "helu", "helu:alpha=0.05", {"rte": {"accuracy": [0.7]}}, seeds=(7,))
+    assert exit_code(["table", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    first, second = (tmp_path / d / "helu" / "rte" / "seed7" / "results.json" for d in "ab")
+    assert err == (
+        f"error: the same run (helu (helu:alpha=0.05), rte, seed 7) is in both {first} and {second}; "
+        "pass only one of them"
+    )
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"seed": "forty-two"}, "seed must be an integer, got 'forty-two'"),
+        ({"seed": 4.5}, "seed must be an integer, got 4.5"),
+        ({"metrics": {"accuracy": float("nan")}}, "metrics.accuracy must be a finite number, got nan"),
+        (
+            {"int8": {"metrics": {"accuracy": float("inf")}}},
+            "int8.metrics.accuracy must be a finite number, got inf",
+        ),
+        ({"metrics": {"accuracy": "high"}}, "metrics.accuracy must be a finite number, got 'high'"),
+    ],
+)
+def test_results_with_a_bad_seed_or_metric_are_one_line_errors(tmp_path, capsys, change, message):
+    write_results(tmp_path, "helu", "helu", {"rte": {"accuracy": [0.6]}}, seeds=(7,))
+    path = tmp_path / "helu" / "rte" / "seed7" / "results.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))  # NaN as JSON's NaN
+    assert exit_code(["table", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {path}: {message}"
+
+
+def exit_code(argv):
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code

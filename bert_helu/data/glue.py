@@ -13,6 +13,7 @@ are read for leaderboard submissions by ``bert_helu.data.glue_test``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,9 +117,17 @@ def resolve_tasks(spec: str | list[str]) -> list[GlueTask]:
 def read_tsv(path: str | os.PathLike, task: GlueTask) -> Dataset:
     """One labelled GLUE TSV as a Dataset of text_a/text_b/label; UserError names file, row, field."""
     path = Path(path)
-    # utf-8-sig drops MRPC's byte-order mark, which would otherwise glue itself to the first column name
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        lines = [line.rstrip("\r\n") for line in f]
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
+    try:
+        # utf-8-sig drops MRPC's byte-order mark, which would otherwise glue itself to the first column
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise UserError(f"{path}: not UTF-8 text (line {line}, byte {err.start}: {err.reason})") from None
+    lines = [line.rstrip("\r") for line in text.split("\n")]
     lines = [line for line in lines if line.strip()]
     if not lines or (task.has_header and len(lines) == 1):
         raise UserError(f"{path}: no examples (empty file)")
@@ -161,9 +170,12 @@ def _field_name(task: GlueTask, field: str) -> str:
 def _parse_label(raw: str, task: GlueTask, label_ids: dict[str, int], where: str) -> float | int:
     if task.is_regression:
         try:
-            return float(raw)
+            score = float(raw)
         except ValueError:
             raise UserError(f"{where}: score {raw!r} is not a number") from None
+        if not math.isfinite(score):
+            raise UserError(f"{where}: score {raw!r} is not a finite number")
+        return score
     if raw not in label_ids:
         raise UserError(f"{where}: label {raw!r} is not one of {', '.join(task.labels)}")
     return label_ids[raw]

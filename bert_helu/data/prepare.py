@@ -10,9 +10,11 @@ The story, in order (each step counted in the summary):
 3. train a WordPiece tokenizer on the training documents, or load the configured one;
 4. tokenize and pack into ``[CLS] ... [SEP]`` sequences (``datasets.map`` with ``num_proc``);
 5. ``save_to_disk`` into a temporary directory that is renamed to ``<cache_dir>/corpus-<fingerprint>``
-   only once complete, so an interrupted run never leaves a cache that looks finished.
+   only once complete (and fsynced), so an interrupted run never leaves a cache that looks finished.
 
 A later call with the same fingerprint loads that directory (memory-mapped) in about a second.
+One process builds a given corpus at a time (a lock, bert_helu.locks): a second one waits for it,
+then loads what it built. The cache directory is checked for room before a build starts.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bert_helu.atomic import atomic_dir, atomic_write_json
+from bert_helu.atomic import atomic_dir, atomic_write_json, remove_leftovers
 from bert_helu.data.cleaning import CleaningOptions, is_validation, repeats
 from bert_helu.data.defaults import DATA_DEFAULTS
 from bert_helu.data.documents import (
@@ -41,9 +43,11 @@ from bert_helu.data.documents import (
 from bert_helu.data.sources import Source, check_readable, file_digest, load_hub_source, parse_sources
 from bert_helu.data.tokenizer import load_tokenizer, text_batches, tokenizer_digest, train_wordpiece
 from bert_helu.errors import UserError
+from bert_helu.locks import FileLock
+from bert_helu.storage import check_free_space, check_writable
 
 # Bump when a code change alters prepared data, so old caches are not reused.
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 4  # 4: no doubled special tokens where a piece met a document boundary
 SUMMARY_FILE = "summary.json"
 MB = 1e6
 
@@ -82,20 +86,28 @@ def prepare_corpus(data_cfg) -> PreparedCorpus:
             check_readable(path, source.type)
     hub = {s.index: load_hub_source(s, streaming=False) for s in sources if s.type == "hub"}
     fingerprint = corpus_fingerprint(cfg, sources, hub)
-    final = Path(cfg["cache_dir"]) / f"corpus-{fingerprint}"
+    cache_dir = Path(cfg["cache_dir"])
+    final = cache_dir / f"corpus-{fingerprint}"
     if (final / SUMMARY_FILE).is_file():
         return load_prepared(final, start, cache_hit=True)
-    try:
-        with atomic_dir(final) as tmp:
-            summary = _build(cfg, sources, hub, fingerprint, tmp)
-            summary["wall_time_s"] = round(time.perf_counter() - start, 2)
-            summary["mb_per_s"] = round(summary["raw_text_mb"] / max(summary["wall_time_s"], 1e-9), 3)
-            atomic_write_json(tmp / SUMMARY_FILE, summary)
-    except Exception as err:
-        user_error = unwrap_user_error(err)
-        if user_error is not None and user_error is not err:
-            raise UserError(str(user_error)) from None
-        raise
+    with FileLock(cache_dir / f".{final.name}.lock", "data.cache_dir", wait=True, label=str(final)):
+        if (final / SUMMARY_FILE).is_file():  # built by the process we waited for
+            return load_prepared(final, start, cache_hit=True)
+        remove_leftovers(cache_dir, prefix=final.name)  # of a killed build (we hold its lock)
+        check_writable(cache_dir, "data.cache_dir")
+        needed = 2 * sum(task_bytes(t) for t in read_tasks(sources, hub, 1) if "files" in t)
+        check_free_space(cache_dir, needed, "data.cache_dir", "preparing this corpus")
+        try:
+            with atomic_dir(final) as tmp:
+                summary = _build(cfg, sources, hub, fingerprint, tmp)
+                summary["wall_time_s"] = round(time.perf_counter() - start, 2)
+                summary["mb_per_s"] = round(summary["raw_text_mb"] / max(summary["wall_time_s"], 1e-9), 3)
+                atomic_write_json(tmp / SUMMARY_FILE, summary)
+        except Exception as err:
+            user_error = unwrap_user_error(err)
+            if user_error is not None and user_error is not err:
+                raise UserError(str(user_error)) from None
+            raise
     return load_prepared(final, start, cache_hit=False)
 
 
@@ -194,13 +206,19 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
             "raw_bytes": Value("int64"),
         }
     )
-    documents = Dataset.from_generator(
-        generate_documents,
-        features=features,
-        gen_kwargs={"tasks": tasks, "options": options},
-        cache_dir=str(work),
-        num_proc=read_procs,
-    )
+    try:
+        documents = Dataset.from_generator(
+            generate_documents,
+            features=features,
+            gen_kwargs={"tasks": tasks, "options": options},
+            cache_dir=str(work),
+            num_proc=read_procs,
+        )
+    except ValueError as err:  # datasets cannot make a split of zero rows ("... corresponds to no data")
+        if "no data" not in str(err):
+            raise
+        _check_every_source_read(sources, np.zeros(len(sources), dtype=np.int64))
+        raise
     lap("read_clean")
 
     columns = documents.with_format("numpy", columns=["source", "hash", "status", "raw_bytes"])[:]
@@ -208,6 +226,7 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
     errors = np.flatnonzero(status == ERROR_STATUS)
     if len(errors):
         raise UserError(documents[int(errors[0])]["text"])
+    _check_every_source_read(sources, np.bincount(source_of, minlength=len(sources)))
     kept = np.flatnonzero(status == STATUS_CODES["kept"])
     if cfg["dedup"] and len(kept):
         _, first = np.unique(hashes[kept], return_index=True)
@@ -373,6 +392,21 @@ def _document_counts(sources, columns, kept, unique, train_docs, n_validation) -
         "raw_text_mb": round(float(raw_bytes.sum()) / MB, 3),
         "sources": per_source,
     }
+
+
+_NO_DOCUMENT_HINT = {
+    "wikiextractor": "is it WikiExtractor output (<doc ...> records)?",
+    "hub": "is the split empty?",
+}
+
+
+def _check_every_source_read(sources: list[Source], documents_read: np.ndarray) -> None:
+    """A source that yields nothing is a mistake (a wrong type, an empty file), never silence."""
+    for source in sources:
+        if documents_read[source.index] == 0:
+            where = "the dataset" if source.type == "hub" else f"{len(source.files)} file(s)"
+            hint = _NO_DOCUMENT_HINT.get(source.type, "are the files empty?")
+            raise UserError(f"data.sources[{source.index}] ({source.label}): no documents in {where}; {hint}")
 
 
 def _empty_corpus_message(sources, summary, cfg) -> str:

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import zlib
@@ -109,8 +110,8 @@ def _parse_source(index: int, raw) -> Source:
     if kind not in SOURCE_TYPES:
         raise UserError(f"{where}: type must be one of {', '.join(SOURCE_TYPES)}, got {kind!r}")
     weight = raw.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
-        raise UserError(f"{where}: weight must be a positive number, got {weight!r}")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < math.inf:
+        raise UserError(f"{where}: weight must be a positive, finite number, got {weight!r}")
     max_docs = raw.get("max_docs")
     if max_docs is not None and (isinstance(max_docs, bool) or not isinstance(max_docs, int) or max_docs < 1):
         raise UserError(f"{where}: max_docs must be a positive integer or null, got {max_docs!r}")
