@@ -1,9 +1,10 @@
 """A batch of fine-tuning runs: checkpoints x tasks x seeds, resumable, one failure never stops the rest.
 
 Layout under the output dir: ``<run name>/<task>/seed<seed>/results.json`` (MNLI also writes
-``<run name>/mnli_mismatched/seed<seed>/results.json``), and ``.../model/`` when models are saved.
-A results file is written atomically when its run has finished, so "the file exists" is exactly
-"the run is done": a restart skips those and redoes any run that was killed midway.
+``<run name>/mnli_mismatched/seed<seed>/results.json``), with ``predictions.npz`` beside it (per-example
+dev predictions, bert_helu.predictions), and ``.../model/`` when models are saved.
+A results file is written atomically when its run has finished, and last, so "the file exists" is
+exactly "the run is done": a restart skips those and redoes any run that was killed midway.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from bert_helu.data.glue import (
 from bert_helu.errors import UserError
 from bert_helu.finetuning import TRAIN_DEFAULTS, RunSettings, finetune
 from bert_helu.precision import resolve_mixed_precision
+from bert_helu.predictions import FILE_NAME as PREDICTIONS_FILE
+from bert_helu.predictions import write_predictions
+from bert_helu.provenance import pretraining_provenance
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +238,20 @@ def _one_run(run: Run, cfg, output_dir: Path, glue_dir, data_cache, accelerator)
     )
     written = []
     if accelerator.is_main_process:
+        # what replicate grouping needs: the checkpoint's pretraining seed and recipe
+        pretraining = pretraining_provenance(
+            run.checkpoint.path, outcome.results[run.task.name]["activation"]
+        )
         # the mismatched file first: the run only counts as done once the task's own file exists
         for name in reversed(run.task.reported_names):
-            result = {"run": run.checkpoint.name, **outcome.results[name]}
+            result = {"run": run.checkpoint.name, **outcome.results[name], "pretraining": pretraining}
             if outcome.model_dir is not None:
                 result["model_dir"] = str(outcome.model_dir)
+            if name in outcome.extra.get("predictions", {}):
+                write_predictions(
+                    run.dir(output_dir, name) / PREDICTIONS_FILE, outcome.extra["predictions"][name]
+                )
+                result["predictions"] = PREDICTIONS_FILE
             atomic_write_json(run.dir(output_dir, name) / "results.json", result)
             shown = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
             written.append(f"{name} {shown}")

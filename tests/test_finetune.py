@@ -10,8 +10,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import bert_helu.finetuning as finetuning
 from bert_helu.activations import HeLU
+from bert_helu.data.glue import TASKS, read_tsv
 from bert_helu.finetune_batch import BatchReport
+from bert_helu.metrics import compute_metrics
 from bert_helu.modeling import bert_config, build_mlm_model, load_model, save_model
+from bert_helu.predictions import read_predictions
 from finetune.__main__ import main
 
 SAMPLE = REPO / "bert_helu" / "sample_data" / "glue_data"
@@ -223,3 +226,25 @@ def test_overrides_may_follow_checkpoints_and_seeds(monkeypatch, tmp_path):
         ("minilm", "/models/m"),
     ]
     assert seen["s"] == [1, 2] and seen["cfg"].train.epochs == 3 and seen["cfg"].int8 is True
+
+
+def test_each_result_keeps_dev_predictions_that_reproduce_its_metrics(batch):
+    _, out, _ = batch
+    dev_labels = {name: read_tsv(SAMPLE / TASKS[name].dir_name / "dev.tsv", TASKS[name])["label"]
+                  for name in ("mrpc", "stsb")}  # fmt: skip
+    for path in out.rglob("results.json"):
+        result = json.loads(path.read_text())
+        assert result["predictions"] == "predictions.npz"
+        assert result["pretraining"] == {"seed": None, "recipe": None, "summary": None}  # no summary.json
+        preds = read_predictions(path.parent / result["predictions"])
+        task = TASKS[result["task"]]
+        assert len(preds.index) == 40 and list(preds.index) == sorted(set(preds.index))
+        assert preds.label == pytest.approx([dev_labels[task.name][i] for i in preds.index])
+        assert compute_metrics(task.metrics, preds.prediction, preds.label) == pytest.approx(
+            result["metrics"]
+        )
+        if "int8" in result:  # the rerun test above redid one run without --int8
+            int8 = compute_metrics(task.metrics, preds.int8_prediction, preds.label)
+            assert int8 == pytest.approx(result["int8"]["metrics"])
+        else:
+            assert preds.int8_prediction is None
