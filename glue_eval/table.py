@@ -1,8 +1,10 @@
 """``python -m glue_eval table results/ [--format md|csv|latex] [--average paper|glue|cramming]``
 
-Rows are checkpoints (run name and activation); columns the paper's Table 2 order plus CoLA; each
-cell is mean +- std over seeds (n = seed count), in percent; per column the best is bold and the
-second underlined. ``--delta int8`` prints Table 3: INT8 minus full precision.
+Rows are checkpoints (run name and activation), or the replicates of one pretraining recipe and
+activation (``--group-by``); columns the paper's Table 2 order plus CoLA; each cell is mean +- std, in
+percent, over fine-tuning seeds (n = seeds) or, in a row of replicates, over the replicates (n =
+replicates x seeds each); per column the best is bold and the second underlined. ``--delta int8``
+prints Table 3: INT8 minus full precision.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 
+from glue_eval.replicates import CENTER_HELP, GROUP_BY_HELP, grouping_notes
 from glue_eval.results import AVERAGES, COLUMNS, Row, load_results, summarise
 
 HELP = "GLUE comparison table (paper Table 2) or INT8 deltas (Table 3) from results.json files"
@@ -26,12 +29,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--format", choices=["md", "csv", "latex"], default="md")
     parser.add_argument("--average", choices=sorted(AVERAGES), default="paper")
     parser.add_argument("--delta", choices=["int8"], help="INT8 minus full precision (Table 3)")
+    parser.add_argument("--group-by", default="recipe", metavar="RULE", help=GROUP_BY_HELP)
+    parser.add_argument("--center", choices=["mean", "median"], default="mean", help=CENTER_HELP)
     parser.add_argument("--output", help="also write the table to this file")
 
 
 def run(args) -> int:
-    rows = summarise(load_results(args.results), average=args.average, delta=args.delta)
-    text = render(rows, args.format, args.average, args.delta)
+    rows = summarise(
+        load_results(args.results), args.average, args.delta, group_by=args.group_by, center=args.center
+    )
+    text = render(rows, args.format, args.average, args.delta, notes=grouping_notes(rows, args.group_by))
     print(text, end="")
     if args.output:
         from bert_helu.atomic import atomic_write_text
@@ -40,8 +47,9 @@ def run(args) -> int:
     return 0
 
 
-def render(rows: list[Row], fmt: str, average: str, delta: str | None = None) -> str:
-    return {"md": to_markdown, "csv": to_csv, "latex": to_latex}[fmt](rows, average, delta)
+def render(rows: list[Row], fmt: str, average: str, delta: str | None = None, notes=()) -> str:
+    """``notes``: extra lines under the table (md, latex) or in a trailing comment block (never in csv)."""
+    return {"md": to_markdown, "csv": to_csv, "latex": to_latex}[fmt](rows, average, delta, list(notes))
 
 
 # --------------------------------------------------------------------------------- shared parts
@@ -59,12 +67,12 @@ def _ranks(rows: list[Row]) -> list[list[int | None]]:
     for col in range(len(table[0]) if table else 0):
         if col == len(COLUMNS) and not same_coverage:
             continue  # averages over different task sets are not comparable
-        present = sorted({round(t[col].mean, 6) for t in table if t[col] is not None}, reverse=True)
+        present = sorted({round(t[col].value, 6) for t in table if t[col] is not None}, reverse=True)
         if len(present) < 2:
             continue  # one value (or all equal) is not a ranking
         for i, t in enumerate(table):
             if t[col] is not None:
-                rank = present.index(round(t[col].mean, 6)) + 1
+                rank = present.index(round(t[col].value, 6)) + 1
                 ranks[i][col] = rank if rank <= 2 else None
     return ranks
 
@@ -72,8 +80,8 @@ def _ranks(rows: list[Row]) -> list[list[int | None]]:
 def _fmt(cell, signed: bool, pm: str = " ± ") -> str:
     sign = "+" if signed else ""
     if cell.n == 1:
-        return f"{cell.mean:{sign}.1f}"  # one seed has no spread to show
-    return f"{cell.mean:{sign}.1f}{pm}{cell.std:.1f}"
+        return f"{cell.value:{sign}.1f}"  # one seed has no spread to show
+    return f"{cell.value:{sign}.1f}{pm}{cell.std:.1f}"
 
 
 def _avg_label(average: str) -> str:
@@ -82,13 +90,19 @@ def _avg_label(average: str) -> str:
 
 def _notes(rows: list[Row], average: str, delta: str | None) -> list[str]:
     notes = []
+    how = next((c.how for r in rows for c in _cells(r) if c is not None), "mean")
     if delta:
         notes.append(
-            f"Values: {delta.upper()} minus full precision, percentage points, per seed then mean ± std."
+            f"Values: {delta.upper()} minus full precision, percentage points, per seed then {how} ± std."
         )
     else:
         notes.append(
-            "Values: dev-set metric x100, mean ± std over seeds (n = seeds); last fine-tuning epoch."
+            f"Values: dev-set metric x100, {how} ± std over seeds (n = seeds); last fine-tuning epoch."
+        )
+    if any(r.replicated for r in rows):
+        notes.append(
+            f"Rows of several checkpoints: {how} ± std across the pretraining replicates, each the mean "
+            "over its fine-tuning seeds; (r×s) = r replicates × s seeds each."
         )
     notes.append(f"Avg ({average}): {AVERAGE_TITLES[average]}.")
     coverages = {(tuple(r.avg_covers), tuple(r.avg_missing)) for r in rows}
@@ -111,7 +125,7 @@ def _notes(rows: list[Row], average: str, delta: str | None) -> list[str]:
 # ------------------------------------------------------------------------------------- formats
 
 
-def to_markdown(rows: list[Row], average: str, delta: str | None = None) -> str:
+def to_markdown(rows: list[Row], average: str, delta: str | None = None, notes=()) -> str:
     header = ["Model", *(label for label, _, _ in COLUMNS), _avg_label(average)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, ranks in zip(rows, _ranks(rows), strict=True):
@@ -122,24 +136,26 @@ def to_markdown(rows: list[Row], average: str, delta: str | None = None) -> str:
                 continue
             text = _fmt(cell, signed=bool(delta))
             text = {1: f"**{text}**", 2: f"<u>{text}</u>"}.get(rank, text)
-            out.append(f"{text} ({cell.n})")
+            out.append(f"{text} ({cell.count})")
         lines.append("| " + " | ".join(out) + " |")
-    notes = _notes(rows, average, delta) + ["Bold: best per column; underlined: second. (n) = seeds."]
+    notes = [*_notes(rows, average, delta), "Bold: best per column; underlined: second. (n) = seeds.", *notes]
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
-def to_csv(rows: list[Row], average: str, delta: str | None = None) -> str:
+def to_csv(rows: list[Row], average: str, delta: str | None = None, notes=()) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     labels = [label for label, _, _ in COLUMNS] + [_avg_label(average)]
     stats = [f"{label} {k}" for label in labels for k in ("mean", "std", "n")]
-    writer.writerow(["model", "run", "activation", *stats, "avg covers", "avg missing"])
+    # mean/std/n keep their names whatever --center says: "mean" is the row's center
+    writer.writerow(["model", "run", "activation", *stats, "avg covers", "avg missing", "checkpoints"])
     for row in rows:
         values = []
         for cell in _cells(row):
-            values += ["", "", 0] if cell is None else [f"{cell.mean:.2f}", f"{cell.std:.2f}", cell.n]
+            values += ["", "", 0] if cell is None else [f"{cell.value:.2f}", f"{cell.std:.2f}", cell.n]
         covers, missing = ";".join(row.avg_covers), ";".join(row.avg_missing)
-        writer.writerow([row.name, row.run, row.activation, *values, covers, missing])
+        members = ";".join(m.run for m in row.members)
+        writer.writerow([row.name, row.run, row.activation, *values, covers, missing, members])
     return buf.getvalue()
 
 
@@ -155,7 +171,7 @@ def _tex(text: str) -> str:
     return text
 
 
-def to_latex(rows: list[Row], average: str, delta: str | None = None) -> str:
+def to_latex(rows: list[Row], average: str, delta: str | None = None, notes=()) -> str:
     header = ["Model", *(label for label, _, _ in COLUMNS), _avg_label(average)]
     lines = [
         r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}",
@@ -171,8 +187,8 @@ def to_latex(rows: list[Row], average: str, delta: str | None = None) -> str:
                 continue
             text = _fmt(cell, signed=bool(delta), pm="$\\pm$")
             text = {1: rf"\textbf{{{text}}}", 2: rf"\underline{{{text}}}"}.get(rank, text)
-            out.append(text + rf"\,{{\scriptsize({cell.n})}}")
+            out.append(text + rf"\,{{\scriptsize({cell.count})}}")
         lines.append(" & ".join(out) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    notes = ["% " + _tex(n) for n in _notes(rows, average, delta)]
+    notes = ["% " + _tex(n) for n in [*_notes(rows, average, delta), *notes]]
     return "\n".join(lines + notes) + "\n"
