@@ -108,6 +108,7 @@ class _Prepared:
         if "spearmanr" in names:
             self.label_order = np.argsort(labels, kind="stable")
             self.run_orders = [np.argsort(x, kind="stable") for x in preds]
+            self.untied_runs = [len(np.unique(x)) == self.n for x in preds]
 
     def _add(self, key: str, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64).reshape(self.n, -1)
@@ -174,10 +175,19 @@ class _Prepared:
         weighted_rank_y[self.label_order] = by_example[self.label_order] * rank_y
         # the variance of average ranks with ties, exact in integer arithmetic: no rounding near 0
         var_y = (total**3 - total - ties_y) / 12
+        # Without ties in x, rank_x = C - (w - 1)/2 for C the running count in x order, so
+        # sum w ry rx = sum w ry C - (sum w^2 ry - sum w ry) / 2, and sum w ry = N (N + 1) / 2:
+        # only C depends on the run.
+        untied_rest = (total * (total + 1) / 2 - np.einsum("ij,ij->j", weighted_rank_y, by_example)) / 2
         out = np.empty((len(counts), self.runs))
         for run, (x, order) in enumerate(zip(self.preds, self.run_orders, strict=True)):
-            rank_x, ties_x = _ranks_in_order(by_example[order], x[order], untied)
-            cov = np.einsum("ij,ij->j", weighted_rank_y[order], rank_x) - mean_term
+            if self.untied_runs[run]:
+                running = _running_sum(by_example[order])
+                cov = np.einsum("ij,ij->j", weighted_rank_y[order], running) + untied_rest - mean_term
+                ties_x = untied
+            else:
+                rank_x, ties_x = _ranks_in_order(by_example[order], x[order], untied)
+                cov = np.einsum("ij,ij->j", weighted_rank_y[order], rank_x) - mean_term
             var_x = (total**3 - total - ties_x) / 12
             out[:, run] = _divide(cov, np.sqrt(var_x * var_y))
         return out
@@ -197,15 +207,20 @@ def _ranks_in_order(counts_sorted: np.ndarray, values_sorted: np.ndarray, untied
     starts = np.flatnonzero(np.r_[True, values_sorted[1:] != values_sorted[:-1]])
     tied = len(starts) < len(values_sorted)
     group = np.add.reduceat(counts_sorted, starts, axis=0) if tied else counts_sorted
-    rank = group.copy()
-    # a running sum over rows, each row a vector over resamples: ~4x faster than np.cumsum(axis=0)
-    for row in range(1, len(rank)):
-        rank[row] += rank[row - 1]
+    rank = _running_sum(group.copy())
     rank -= (group - 1) / 2
     if not tied:
         return rank, untied_ties
     ties = np.einsum("ij,ij,ij->j", group, group, group) - group.sum(axis=0)
     return rank[np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(values_sorted)]))], ties
+
+
+def _running_sum(rows: np.ndarray) -> np.ndarray:
+    """Cumulative sum over axis 0, in place. Row by row, each row a vector over resamples: ~4x
+    faster than np.cumsum(axis=0), which walks each column separately."""
+    for row in range(1, len(rows)):
+        rows[row] += rows[row - 1]
+    return rows
 
 
 # ------------------------------------------------------------------ runs, intervals, p-values
@@ -233,7 +248,7 @@ class Estimate:
     resamples: int
 
     def significant(self, level: float) -> bool:
-        return self.p_value < level
+        return bool(self.p_value < level)
 
 
 def estimate(observed: float, samples: np.ndarray, level: float = 0.05) -> Estimate:
@@ -247,6 +262,6 @@ def estimate(observed: float, samples: np.ndarray, level: float = 0.05) -> Estim
     """
     samples = np.asarray(samples, dtype=np.float64)
     low, high = np.quantile(samples, [level / 2, 1 - level / 2])
-    below, above = np.count_nonzero(samples <= 0), np.count_nonzero(samples >= 0)
+    below, above = int(np.count_nonzero(samples <= 0)), int(np.count_nonzero(samples >= 0))
     p = min(1.0, 2 * min(below + 1, above + 1) / (len(samples) + 1))
     return Estimate(float(observed), float(low), float(high), p, len(samples))
