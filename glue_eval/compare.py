@@ -119,9 +119,9 @@ def to_markdown(comparisons, schemes, settings, baseline, notes) -> str:
                 f"[{est.low:+.2f}, {est.high:+.2f}] | {_p(est.p_value)} | "
                 f"{'*' if c.significant(settings.level) else ''} |"
             )
-        for c in mine:
-            if c.covers:
-                lines.append(f"\n{c.label} covers: {', '.join(c.covers)}.")
+        covers = [f"{c.label}: {', '.join(c.covers)}" for c in mine if c.covers]
+        if covers:
+            lines += ["", "Averages cover " + "; ".join(covers) + "."]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
