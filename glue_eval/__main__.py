@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 from bert_helu.errors import cli_entry
 
@@ -23,7 +24,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m glue_eval", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}
-    for name, module_name in COMMANDS.items():
+    words = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((w for w in words if not w.startswith("-")), None)
+    # only the command asked for: stats and bench-inference import torch (seconds), table does not
+    wanted = {chosen: COMMANDS[chosen]} if chosen in COMMANDS else COMMANDS
+    for name, module_name in wanted.items():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:

@@ -121,7 +121,7 @@ def to_markdown(comparisons, schemes, settings, baseline, notes) -> str:
             )
         covers = [f"{c.label}: {', '.join(c.covers)}" for c in mine if c.covers]
         if covers:
-            lines += ["", "Averages cover " + "; ".join(covers) + "."]
+            lines += ["", "What each average covers: " + "; ".join(covers) + "."]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"

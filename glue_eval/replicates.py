@@ -19,7 +19,7 @@ GROUP_BY_HELP = (
     "how checkpoints form rows: 'recipe' (default: checkpoints of the same pretraining recipe and "
     "activation, differing in pretraining seed, are replicates in one row; stock checkpoints and "
     "results without pretraining information are rows of their own), 'activation' (one row per "
-    "activation), 'checkpoint' (one row per checkpoint, as before replicates), or 'pattern:REGEX' "
+    "activation), 'checkpoint' (one row per checkpoint), or 'pattern:REGEX' "
     "(rows named by the run name with REGEX removed, e.g. 'pattern:-s[0-9]+$' puts gelu-s42 and "
     "gelu-s43 in row 'gelu')"
 )
