@@ -51,9 +51,9 @@ def run(args) -> int:
     rows = summarise(
         load_results(args.results), args.average, args.delta, group_by=args.group_by, center=args.center
     )
-    marks = significance_marks(rows, args) if args.significance else None
     if args.baseline and not args.significance:
         raise UserError("--baseline is for --significance (or glue_eval compare); add --significance")
+    marks = significance_marks(rows, args) if args.significance else None
     notes = grouping_notes(rows, args.group_by)
     text = render(rows, args.format, args.average, args.delta, notes=notes, marks=marks)
     print(text, end="")
@@ -125,7 +125,8 @@ def significance_marks(rows: list[Row], args) -> Marks:
     ]
     if untested:
         marks.notes.append(
-            f"Not tested ({len(untested)} cells): the baseline has no value there to compare with."
+            f"Not tested ({len(untested)} cells): the baseline has no value there, or its average "
+            "covers other tasks."
         )
     return marks
 
