@@ -1,8 +1,9 @@
 """A batch of fine-tuning runs: checkpoints x tasks x seeds, resumable, one failure never stops the rest.
 
 Layout under the output dir: ``<run name>/<task>/seed<seed>/results.json`` (MNLI also writes
-``<run name>/mnli_mismatched/seed<seed>/results.json``), and ``.../model/`` when models are saved.
-A results file is written atomically when its run has finished, with the run's identity (the
+``<run name>/mnli_mismatched/seed<seed>/results.json``), with ``predictions.npz`` beside it (per-example
+dev predictions, bert_helu.predictions), and ``.../model/`` when models are saved.
+A results file is written atomically when its run has finished, last, with the run's identity (the
 checkpoint's content and the task's resolved recipe): "the file exists with this identity" is
 exactly "the run is done", so a restart skips those and redoes any run that was killed midway.
 Every input is checked before the first run (bert_helu.finetune_inputs).
@@ -45,6 +46,9 @@ from bert_helu.finetuning import TRAIN_DEFAULTS, TRAIN_KEY_HELP, RunSettings, fi
 from bert_helu.glue_submission import PREDICTIONS_DIR, predict_in_order
 from bert_helu.identity import checkpoint_digest, finetune_identity
 from bert_helu.precision import resolve_mixed_precision
+from bert_helu.predictions import FILE_NAME as PREDICTIONS_FILE
+from bert_helu.predictions import write_predictions
+from bert_helu.provenance import pretraining_provenance
 from bert_helu.run_files import tracker_names
 
 log = logging.getLogger(__name__)
@@ -360,16 +364,27 @@ def _one_run(
             tracker.close()
     written = []
     if accelerator.is_main_process:
-        for sub, predictions in outcome.extra.items():  # before results.json, which marks the run done
+        for (
+            sub,
+            predictions,
+        ) in outcome.test_predictions.items():  # before results.json: it marks the run done
             lines = prediction_lines(sub, tests[sub]["index"], predictions)
             atomic_write_text(run.dir(output_dir) / PREDICTIONS_DIR / sub.file, lines)
+        # what replicate grouping needs: the checkpoint's pretraining seed and recipe
+        pretraining = pretraining_provenance(
+            run.checkpoint.path, outcome.results[run.task.name]["activation"]
+        )
         # the mismatched file first: the run only counts as done once the task's own file exists
         for name in reversed(run.task.reported_names):
             result = {"run": run.checkpoint.name, **outcome.results[name], "identity": identity}
+            result["pretraining"] = pretraining
             if outcome.model_dir is not None:
                 result["model_dir"] = str(outcome.model_dir)
+            if name in outcome.dev_predictions:
+                write_predictions(run.dir(output_dir, name) / PREDICTIONS_FILE, outcome.dev_predictions[name])
+                result["predictions"] = PREDICTIONS_FILE
             atomic_write_json(run.dir(output_dir, name) / "results.json", result)
             shown = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
             written.append(f"{name} {shown}")
-        written += [f"test predictions {sub.file}" for sub in outcome.extra]
+        written += [f"test predictions {sub.file}" for sub in outcome.test_predictions]
     return written

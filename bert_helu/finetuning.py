@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -29,6 +30,7 @@ from bert_helu.data.glue import GlueSplits, GlueTask
 from bert_helu.errors import UserError
 from bert_helu.metrics import compute_metrics
 from bert_helu.modeling import activation_of, load_model, save_model
+from bert_helu.predictions import from_eval
 from bert_helu.pretraining import decay_groups
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,8 @@ class RunSettings:
 class RunOutcome:
     results: dict[str, dict]  # reported task name -> results.json content
     model_dir: Path | None = None
-    extra: dict = field(default_factory=dict)
+    dev_predictions: dict = field(default_factory=dict)  # reported name -> per-example dev predictions
+    test_predictions: dict = field(default_factory=dict)  # submission file -> test-set predictions
 
 
 # ----------------------------------------------------------------------------------- data
@@ -142,11 +145,15 @@ def train_loader(ds: Dataset, tokenizer, batch_size: int, seed: int, group_by_le
     )
 
 
-def eval_loader(ds: Dataset, tokenizer, batch_size: int) -> DataLoader:
-    # sorted by length: the least padding; labels travel with each batch, so order does not matter
+def eval_order(ds: Dataset) -> list[int]:
+    """Sorted by length: the least padding. Predictions come back in this order."""
     lengths = [len(ids) for ids in ds["input_ids"]]
-    order = sorted(range(len(ds)), key=lengths.__getitem__)
-    return DataLoader(ds.select(order), batch_size=batch_size, collate_fn=DataCollatorWithPadding(tokenizer))
+    return sorted(range(len(ds)), key=lengths.__getitem__)
+
+
+def eval_loader(ds: Dataset, tokenizer, batch_size: int) -> DataLoader:
+    collate = DataCollatorWithPadding(tokenizer)
+    return DataLoader(ds.select(eval_order(ds)), batch_size=batch_size, collate_fn=collate)
 
 
 # ------------------------------------------------------------------------------ train / eval
@@ -167,11 +174,14 @@ def predict(model: nn.Module, loader: DataLoader, regression: bool, accelerator:
     return torch.cat(preds).numpy(), torch.cat(labels).numpy()
 
 
-def evaluate(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=None) -> dict[str, dict]:
+def evaluate(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=None, keep=None):
+    """{split: metrics}; ``keep``, a dict, also receives {split: (predictions, labels)}."""
     out = {}
     for name, loader in loaders.items():
         preds, labels = predict(model, loader, task.is_regression, accelerator)
         out[name] = compute_metrics(task.metrics, preds, labels)
+        if keep is not None:
+            keep[name] = (preds, labels)
     return out
 
 
@@ -219,7 +229,7 @@ def finetune(
 
     ``tracker`` (a ``finetune_tracking.RunTracker``) receives the loss, learning rate and dev metrics;
     ``after_training(model, tokenizer)``, called on the main process with the trained model, returns
-    what goes into the outcome's ``extra`` (the batch predicts GLUE test sets with it).
+    the outcome's ``test_predictions`` (the batch predicts GLUE test sets with it).
     """
     cfg = settings.train
     set_seed(seed)  # before the head is initialised: the seed decides head weights and data order
@@ -251,7 +261,7 @@ def finetune(
     )
     eval_dls = dict(zip(eval_dls, eval_list, strict=True))
 
-    history, train_seconds, seen = [], 0.0, 0
+    history, train_seconds, seen, last_preds = [], 0.0, 0, {}
     for epoch in range(1, cfg["epochs"] + 1):
         model.train()
         start = time.perf_counter()
@@ -271,21 +281,22 @@ def finetune(
             if tracker:
                 tracker.step(loss.item(), scheduler.get_last_lr()[0])
         train_seconds += time.perf_counter() - start
-        history.append({"epoch": epoch, "metrics": evaluate(model, eval_dls, task, accelerator)})
+        history.append({"epoch": epoch, "metrics": evaluate(model, eval_dls, task, accelerator, last_preds)})
         if tracker:
             tracker.epoch(epoch, history[-1]["metrics"])
         log.info("%s %s seed %d epoch %d: %s", checkpoint, task.name, seed, epoch, history[-1]["metrics"])
 
     # without the autocast wrapper accelerate put on forward: the INT8 copy must run in fp32
     unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-    int8 = None
+    int8, int8_preds = None, {}
     if settings.int8:
         qmodel = quantize_int8(unwrapped)
         plain = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in eval_ds.items()}
-        int8 = evaluate(qmodel, plain, task)
+        int8 = evaluate(qmodel, plain, task, keep=int8_preds)
         del qmodel
 
-    extra = after_training(unwrapped, tokenizer) if after_training and accelerator.is_main_process else {}
+    main = accelerator.is_main_process
+    test_predictions = after_training(unwrapped, tokenizer) if after_training and main else {}
     saved = None
     if model_dir is not None and accelerator.is_main_process:
         saved = save_model(unwrapped, model_dir, tokenizer=tokenizer)
@@ -317,4 +328,21 @@ def finetune(
         }
         if int8 is not None:
             results[name]["int8"] = {"metrics": int8[name], "method": "torch.ao dynamic qint8, nn.Linear"}
-    return RunOutcome(results=results, model_dir=saved, extra=extra)
+    predictions = dev_predictions(data, eval_ds, cfg["max_eval_examples"], task, last_preds, int8_preds)
+    return RunOutcome(results, saved, dev_predictions=predictions, test_predictions=test_predictions)
+
+
+def dev_predictions(data: GlueSplits, eval_ds, limit, task: GlueTask, full: dict, int8: dict) -> dict:
+    """Per split, the last epoch's predictions keyed by dev row (bert_helu.predictions)."""
+    out = {}
+    for name, ds in eval_ds.items():
+        # the dev rows `subset` kept, in the order the eval loader served them
+        rows = subset(Dataset.from_dict({"row": range(len(data.evals[name]))}), limit)["row"]
+        ids = np.asarray(rows)[eval_order(ds)]
+        preds, labels = full[name]
+        expected = np.asarray(ds["label"], dtype=labels.dtype)[eval_order(ds)]
+        if not np.array_equal(labels, expected):  # the order assumed above no longer holds
+            raise RuntimeError(f"{task.name}/{name}: predictions are not in eval_order; cannot index them")
+        int8_preds = int8[name][0] if name in int8 else None
+        out[name] = from_eval(ids, preds, labels, int8_preds, regression=task.is_regression)
+    return out

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 from bert_helu.errors import cli_entry
 
 COMMANDS = {
     "table": "glue_eval.table",  # GLUE comparison tables (paper Table 2) and INT8 deltas (Table 3)
+    "compare": "glue_eval.compare",  # rows against a baseline: paired bootstrap intervals and p-values
     "stats": "glue_eval.stats",  # FFN activation statistics and pre-activation histograms (Figure 2)
     "bench-inference": "glue_eval.bench_inference",  # inference timing (Figures 4 and 5)
 }
@@ -39,7 +41,11 @@ def main(argv=None):
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     modules = {}
-    for name, module_name in COMMANDS.items():
+    words = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((w for w in words if not w.startswith("-")), None)
+    # only the command asked for: stats and bench-inference import torch (seconds), table does not
+    wanted = {chosen: COMMANDS[chosen]} if chosen in COMMANDS else COMMANDS
+    for name, module_name in wanted.items():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:

@@ -1,8 +1,9 @@
 """Reading results.json files, and the GLUE summary conventions (columns, averages) built on them.
 
-Everything a table shows comes from ``summarise``: per row (a checkpoint: run name + activation)
-and per column, mean/std/count over seeds, in percent; and the row average under a convention.
-Markdown, CSV and LaTeX are only different printings of that one summary.
+Everything a table shows comes from ``summarise``: per row (a checkpoint, or the replicates of one
+pretraining recipe and activation: glue_eval.replicates) and per column, mean (or median) / std /
+count over the row's units, in percent; and the row average under a convention. Markdown, CSV and
+LaTeX are only different printings of that one summary.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bert_helu.errors import UserError
+from glue_eval.replicates import Member, group_records
 
 # The paper's Table 2 order, then CoLA (the paper leaves it out): (label, task, metric).
 COLUMNS = [
@@ -129,7 +131,13 @@ def _refuse_duplicates(records: list[dict]) -> None:
 
 @dataclass
 class Cell:
-    values: dict[int, float]  # seed -> value in percent
+    """One table cell: a value per unit, in percent. A unit is a fine-tuning seed in a row of one
+    checkpoint, and a pretraining replicate (the mean over its fine-tuning seeds) in a row of several."""
+
+    values: dict  # unit -> value in percent
+    runs: dict = field(default_factory=dict)  # unit -> fine-tuning runs averaged into it (default 1)
+    how: str = "mean"  # the row's center: mean or median
+    replicates: bool = False  # units are pretraining replicates (else fine-tuning seeds)
 
     @property
     def n(self) -> int:
@@ -140,19 +148,42 @@ class Cell:
         return statistics.fmean(self.values.values())
 
     @property
+    def value(self) -> float:
+        """The row's center over units: what the table prints and ranks."""
+        return statistics.median(self.values.values()) if self.how == "median" else self.mean
+
+    @property
     def std(self) -> float:
         return statistics.stdev(self.values.values()) if self.n > 1 else 0.0
+
+    @property
+    def count(self) -> str:
+        """``2`` (seeds) or ``3×2`` (replicates × fine-tuning seeds each; ``3×1-2`` if uneven)."""
+        if not self.replicates:
+            return str(self.n)
+        per = sorted({self.runs.get(u, 1) for u in self.values})
+        return f"{self.n}×{per[0]}" + (f"-{per[-1]}" if len(per) > 1 else "")
 
 
 @dataclass
 class Row:
-    name: str  # "run (activation)"
-    run: str
+    name: str  # "label (activation)"
+    run: str  # the label: a run name, or the common name of its replicates
     activation: str
     metrics: dict[tuple[str, str], Cell] = field(default_factory=dict)  # (task, metric) -> cell
     avg: Cell | None = None
     avg_covers: list[str] = field(default_factory=list)
     avg_missing: list[str] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)  # its checkpoints
+    records: list[dict] = field(default_factory=list)
+
+    @property
+    def replicated(self) -> bool:
+        return len(self.members) > 1
+
+    def unit_of(self, record: dict):
+        """A pretraining replicate (run name) in a row of several checkpoints, else a seed."""
+        return str(record["run"]) if self.replicated else int(record["seed"])
 
     def cell(self, task: str, metric: str) -> Cell | None:
         return self.metrics.get((task, metric))
@@ -166,27 +197,42 @@ def _value(record: dict, metric: str, delta: str | None) -> float | None:
     return None if other is None or full is None else other - full
 
 
-def summarise(records: list[dict], average: str = "paper", delta: str | None = None) -> list[Row]:
-    """Rows of per-seed values (percent) with their average under ``average``.
+def summarise(
+    records: list[dict],
+    average: str = "paper",
+    delta: str | None = None,
+    group_by: str = "recipe",
+    center: str = "mean",
+) -> list[Row]:
+    """Rows (glue_eval.replicates groups them) of per-unit values (percent) with their average.
 
     ``delta="int8"``: every value is the INT8 result minus the full-precision one (Table 3).
     """
-    rows: dict[tuple[str, str], Row] = {}
-    for record in records:
-        key = (str(record["run"]), str(record["activation"]))
-        row = rows.setdefault(key, Row(name=f"{key[0]} ({key[1]})", run=key[0], activation=key[1]))
-        for metric in record["metrics"]:
-            value = _value(record, metric, delta)
-            if value is not None:
-                cell = row.metrics.setdefault((record["task"], metric), Cell({}))
-                cell.values[int(record["seed"])] = 100.0 * float(value)
-    for row in rows.values():
-        _average(row, AVERAGES[average])
-    return list(rows.values())
+    rows = []
+    for group in group_records(records, group_by):
+        row = Row(group.name, group.label, group.activation, members=group.members, records=group.records)
+        per_unit: dict[tuple[str, str], dict] = {}  # (task, metric) -> unit -> seed -> value
+        for record in group.records:
+            for metric in record["metrics"]:
+                value = _value(record, metric, delta)
+                if value is not None:
+                    units = per_unit.setdefault((record["task"], metric), {})
+                    units.setdefault(row.unit_of(record), {})[int(record["seed"])] = 100.0 * float(value)
+        for key, units in per_unit.items():
+            row.metrics[key] = Cell(
+                {u: statistics.fmean(v.values()) for u, v in units.items()},
+                runs={u: len(v) for u, v in units.items()},
+                how=center,
+                replicates=row.replicated,
+            )
+        _average(row, AVERAGES[average], center)
+        rows.append(row)
+    return rows
 
 
-def _average(row: Row, components) -> None:
-    """Mean of the components the row has; std over the seeds every covered component shares."""
+def _average(row: Row, components, center: str = "mean") -> None:
+    """Per unit, the mean of the components the row has; over the units every covered component
+    shares (the spread needs the same units throughout)."""
     covered = []
     for label, parts in components:
         cells = [row.cell(t, m) for t, m in parts]
@@ -197,12 +243,15 @@ def _average(row: Row, components) -> None:
     row.avg_covers = [label for label, _ in covered]
     if not covered:
         return
-    common = set.intersection(*(set(c.values) for _, cells in covered for c in cells))
+    cells = [c for _, cs in covered for c in cs]
+    common = set.intersection(*(set(c.values) for c in cells))
     if common:
-        per_seed = {
-            s: statistics.fmean(statistics.fmean(c.values[s] for c in cells) for _, cells in covered)
-            for s in sorted(common)
+        per_unit = {
+            u: statistics.fmean(statistics.fmean(c.values[u] for c in cs) for _, cs in covered)
+            for u in sorted(common)
         }
-        row.avg = Cell(per_seed)
-    else:  # no seed shared by all: the mean of means, without a spread
-        row.avg = Cell({0: statistics.fmean(statistics.fmean(c.mean for c in cells) for _, cells in covered)})
+        runs = {u: min(c.runs.get(u, 1) for c in cells) for u in per_unit}
+        row.avg = Cell(per_unit, runs=runs, how=center, replicates=row.replicated)
+    else:  # no unit shared by all: the mean of the cells' values, without a spread
+        value = statistics.fmean(statistics.fmean(c.value for c in cs) for _, cs in covered)
+        row.avg = Cell({0: value}, how=center, replicates=False)

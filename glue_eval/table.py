@@ -1,15 +1,23 @@
 """``python -m glue_eval table results/ [--format md|csv|latex] [--average paper|glue|cramming]``
 
-Rows are checkpoints (run name and activation); columns the paper's Table 2 order plus CoLA; each
-cell is mean +- std over seeds (n = seed count), in percent; per column the best is bold and the
-second underlined. ``--delta int8`` prints Table 3: INT8 minus full precision.
+Rows are checkpoints (run name and activation), or the replicates of one pretraining recipe and
+activation (``--group-by``); columns the paper's Table 2 order plus CoLA; each cell is mean +- std, in
+percent, over fine-tuning seeds (n = seeds) or, in a row of replicates, over the replicates (n =
+replicates x seeds each); per column the best is bold and the second underlined. ``--delta int8``
+prints Table 3: INT8 minus full precision. ``--significance --baseline NAME`` marks the cells that
+differ from the baseline row (glue_eval.significance); with ``--delta int8`` and no baseline, the
+deltas that differ from 0.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass, field
 
+from bert_helu.errors import UserError
+from glue_eval import significance
+from glue_eval.replicates import CENTER_HELP, GROUP_BY_HELP, grouping_notes
 from glue_eval.results import AVERAGES, COLUMNS, Row, load_results, summarise
 
 HELP = "GLUE comparison table (paper Table 2) or INT8 deltas (Table 3) from results.json files"
@@ -61,12 +69,28 @@ def add_arguments(parser) -> None:
         help="instead of scores, print the INT8 model minus the full-precision one, in points, per seed "
         "then mean +- std (the paper's Table 3; needs finetune --int8)",
     )
+    parser.add_argument("--group-by", default="recipe", metavar="RULE", help=GROUP_BY_HELP)
+    parser.add_argument("--center", choices=["mean", "median"], default="mean", help=CENTER_HELP)
     parser.add_argument("--output", metavar="FILE", help="also write the table to this file")
+    parser.add_argument(
+        "--significance",
+        action="store_true",
+        help=f"mark ({MARK}) each cell that differs from the --baseline row at --level (paired bootstrap "
+        "over dev examples, and over a row's runs where it has several; needs the per-example "
+        "predictions of every result); with --delta int8 and no --baseline, each delta against 0",
+    )
+    significance.add_arguments(parser, baseline_required=False)
 
 
 def run(args) -> int:
-    rows = summarise(load_results(args.results), average=args.average, delta=args.delta)
-    text = render(rows, args.format, args.average, args.delta)
+    rows = summarise(
+        load_results(args.results), args.average, args.delta, group_by=args.group_by, center=args.center
+    )
+    if args.baseline and not args.significance:
+        raise UserError("--baseline is for --significance (or glue_eval compare); add --significance")
+    marks = significance_marks(rows, args) if args.significance else None
+    notes = grouping_notes(rows, args.group_by)
+    text = render(rows, args.format, args.average, args.delta, notes=notes, marks=marks)
     print(text, end="")
     if args.output:
         from bert_helu.atomic import atomic_write_text
@@ -75,8 +99,71 @@ def run(args) -> int:
     return 0
 
 
-def render(rows: list[Row], fmt: str, average: str, delta: str | None = None) -> str:
-    return {"md": to_markdown, "csv": to_csv, "latex": to_latex}[fmt](rows, average, delta)
+def render(rows: list[Row], fmt: str, average: str, delta: str | None = None, notes=(), marks=None) -> str:
+    """``notes``: extra lines under the table (md, latex; not csv); ``marks``: significance (Marks)."""
+    printer = {"md": to_markdown, "csv": to_csv, "latex": to_latex}[fmt]
+    return printer(rows, average, delta, list(notes), marks)
+
+
+# --------------------------------------------------------------------------------- significance
+
+MARK = "†"
+
+
+@dataclass
+class Marks:
+    """Per (row name, column label) the comparison with the baseline (absent: not tested)."""
+
+    tested: dict = field(default_factory=dict)
+    level: float = 0.05
+    notes: list[str] = field(default_factory=list)
+
+    def marked(self, row: Row, column: str) -> bool:
+        found = self.tested.get((row.name, column))
+        return found is not None and found.significant(self.level)
+
+    def p_value(self, row: Row, column: str) -> float | None:
+        found = self.tested.get((row.name, column))
+        return None if found is None else found.estimate.p_value
+
+
+def significance_marks(rows: list[Row], args) -> Marks:
+    if not args.baseline and not args.delta:
+        raise UserError("--significance needs --baseline NAME: the row the others are tested against")
+    settings = significance.Settings(args.resamples, args.seed, args.level, args.center, args.delta).check()
+    baseline = significance.find_row(rows, args.baseline) if args.baseline else None
+    comparisons = significance.compare(rows, baseline, COLUMNS, [args.average], settings)
+    marks = Marks({(c.row, c.label): c for c in comparisons}, settings.level)
+    level = f"the {settings.level:g} level (two-sided p < {settings.level:g})"
+    if args.delta and baseline is None:
+        quantised = args.delta.upper()
+        what = f"the {quantised} delta differs from 0 at {level}; {quantised} and full-precision "
+        what += "predictions of the same runs on the same dev examples, paired by construction"
+    elif args.delta:
+        what = f"the {args.delta.upper()} delta differs from that of the baseline {baseline.name} at {level}"
+    else:
+        what = f"differs from the baseline {baseline.name} at {level}"
+    marks.notes.append(
+        f"{MARK}: {what}. Bootstrap over dev examples, the same resampled examples for every row, "
+        "resampling a row's runs too where it has several (its pretraining replicates, else its "
+        f"fine-tuning seeds); {settings.resamples} resamples, seed {settings.seed}. "
+        "glue_eval compare prints every difference, interval and p-value."
+    )
+    untested = [
+        label
+        for row in rows
+        if row is not baseline
+        for (label, _, _), cell in zip(
+            [*COLUMNS, (_avg_label(args.average), None, None)], _cells(row), strict=True
+        )
+        if cell is not None and (row.name, label) not in marks.tested
+    ]
+    if untested:
+        marks.notes.append(
+            f"Not tested ({len(untested)} cells): the baseline has no value there, or its average "
+            "covers other tasks."
+        )
+    return marks
 
 
 # --------------------------------------------------------------------------------- shared parts
@@ -94,12 +181,12 @@ def _ranks(rows: list[Row]) -> list[list[int | None]]:
     for col in range(len(table[0]) if table else 0):
         if col == len(COLUMNS) and not same_coverage:
             continue  # averages over different task sets are not comparable
-        present = sorted({round(t[col].mean, 6) for t in table if t[col] is not None}, reverse=True)
+        present = sorted({round(t[col].value, 6) for t in table if t[col] is not None}, reverse=True)
         if len(present) < 2:
             continue  # one value (or all equal) is not a ranking
         for i, t in enumerate(table):
             if t[col] is not None:
-                rank = present.index(round(t[col].mean, 6)) + 1
+                rank = present.index(round(t[col].value, 6)) + 1
                 ranks[i][col] = rank if rank <= 2 else None
     return ranks
 
@@ -107,8 +194,8 @@ def _ranks(rows: list[Row]) -> list[list[int | None]]:
 def _fmt(cell, signed: bool, pm: str = " ± ") -> str:
     sign = "+" if signed else ""
     if cell.n == 1:
-        return f"{cell.mean:{sign}.1f}"  # one seed has no spread to show
-    return f"{cell.mean:{sign}.1f}{pm}{cell.std:.1f}"
+        return f"{cell.value:{sign}.1f}"  # one seed has no spread to show
+    return f"{cell.value:{sign}.1f}{pm}{cell.std:.1f}"
 
 
 def _avg_label(average: str) -> str:
@@ -117,13 +204,19 @@ def _avg_label(average: str) -> str:
 
 def _notes(rows: list[Row], average: str, delta: str | None) -> list[str]:
     notes = []
+    how = next((c.how for r in rows for c in _cells(r) if c is not None), "mean")
     if delta:
         notes.append(
-            f"Values: {delta.upper()} minus full precision, percentage points, per seed then mean ± std."
+            f"Values: {delta.upper()} minus full precision, percentage points, per seed then {how} ± std."
         )
     else:
         notes.append(
-            "Values: dev-set metric x100, mean ± std over seeds (n = seeds); last fine-tuning epoch."
+            f"Values: dev-set metric x100, {how} ± std over seeds (n = seeds); last fine-tuning epoch."
+        )
+    if any(r.replicated for r in rows):
+        notes.append(
+            f"Rows of several checkpoints: {how} ± std across the pretraining replicates, each the mean "
+            "over its fine-tuning seeds; (r×s) = r replicates × s seeds each."
         )
     notes.append(f"Avg ({average}): {AVERAGE_TITLES[average]}.")
     coverages = {(tuple(r.avg_covers), tuple(r.avg_missing)) for r in rows}
@@ -146,35 +239,51 @@ def _notes(rows: list[Row], average: str, delta: str | None) -> list[str]:
 # ------------------------------------------------------------------------------------- formats
 
 
-def to_markdown(rows: list[Row], average: str, delta: str | None = None) -> str:
+def to_markdown(rows: list[Row], average: str, delta: str | None = None, notes=(), marks=None) -> str:
     header = ["Model", *(label for label, _, _ in COLUMNS), _avg_label(average)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, ranks in zip(rows, _ranks(rows), strict=True):
         out = [row.name]
-        for cell, rank in zip(_cells(row), ranks, strict=True):
+        for label, cell, rank in zip(header[1:], _cells(row), ranks, strict=True):
             if cell is None:
                 out.append("n/a")
                 continue
             text = _fmt(cell, signed=bool(delta))
             text = {1: f"**{text}**", 2: f"<u>{text}</u>"}.get(rank, text)
-            out.append(f"{text} ({cell.n})")
+            mark = MARK if marks is not None and marks.marked(row, label) else ""
+            out.append(f"{text}{mark} ({cell.count})")
         lines.append("| " + " | ".join(out) + " |")
-    notes = _notes(rows, average, delta) + ["Bold: best per column; underlined: second. (n) = seeds."]
+    notes = [
+        *_notes(rows, average, delta),
+        "Bold: best per column; underlined: second. (n) = seeds.",
+        *(marks.notes if marks is not None else []),
+        *notes,
+    ]
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
-def to_csv(rows: list[Row], average: str, delta: str | None = None) -> str:
+def to_csv(rows: list[Row], average: str, delta: str | None = None, notes=(), marks=None) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     labels = [label for label, _, _ in COLUMNS] + [_avg_label(average)]
     stats = [f"{label} {k}" for label in labels for k in ("mean", "std", "n")]
-    writer.writerow(["model", "run", "activation", *stats, "avg covers", "avg missing"])
+    # --significance: per column the p-value against the baseline and whether it is below --level
+    tests = [f"{label} {k}" for label in labels for k in ("p", "significant")] if marks is not None else []
+    # mean/std/n keep their names whatever --center says: "mean" is the row's center
+    writer.writerow(
+        ["model", "run", "activation", *stats, "avg covers", "avg missing", "checkpoints", *tests]
+    )
     for row in rows:
         values = []
         for cell in _cells(row):
-            values += ["", "", 0] if cell is None else [f"{cell.mean:.2f}", f"{cell.std:.2f}", cell.n]
+            values += ["", "", 0] if cell is None else [f"{cell.value:.2f}", f"{cell.std:.2f}", cell.n]
         covers, missing = ";".join(row.avg_covers), ";".join(row.avg_missing)
-        writer.writerow([row.name, row.run, row.activation, *values, covers, missing])
+        members = ";".join(m.run for m in row.members)
+        p_values = []
+        for label in labels if marks is not None else []:
+            p = marks.p_value(row, label)
+            p_values += ["", ""] if p is None else [f"{p:.4f}", str(marks.marked(row, label)).lower()]
+        writer.writerow([row.name, row.run, row.activation, *values, covers, missing, members, *p_values])
     return buf.getvalue()
 
 
@@ -190,7 +299,7 @@ def _tex(text: str) -> str:
     return text
 
 
-def to_latex(rows: list[Row], average: str, delta: str | None = None) -> str:
+def to_latex(rows: list[Row], average: str, delta: str | None = None, notes=(), marks=None) -> str:
     header = ["Model", *(label for label, _, _ in COLUMNS), _avg_label(average)]
     lines = [
         r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}",
@@ -200,14 +309,18 @@ def to_latex(rows: list[Row], average: str, delta: str | None = None) -> str:
     ]
     for row, ranks in zip(rows, _ranks(rows), strict=True):
         out = [_tex(row.name)]
-        for cell, rank in zip(_cells(row), ranks, strict=True):
+        for label, cell, rank in zip(header[1:], _cells(row), ranks, strict=True):
             if cell is None:
                 out.append("n/a")
                 continue
             text = _fmt(cell, signed=bool(delta), pm="$\\pm$")
             text = {1: rf"\textbf{{{text}}}", 2: rf"\underline{{{text}}}"}.get(rank, text)
-            out.append(text + rf"\,{{\scriptsize({cell.n})}}")
+            if marks is not None and marks.marked(row, label):
+                text += r"$^{\dagger}$"
+            count = cell.count.replace("×", r"$\times$")
+            out.append(text + rf"\,{{\scriptsize({count})}}")
         lines.append(" & ".join(out) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    notes = ["% " + _tex(n) for n in _notes(rows, average, delta)]
+    footnotes = [n.replace(MARK, "dagger", 1) for n in marks.notes] if marks is not None else []
+    notes = ["% " + _tex(n) for n in [*_notes(rows, average, delta), *footnotes, *notes]]
     return "\n".join(lines + notes) + "\n"

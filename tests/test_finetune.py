@@ -14,8 +14,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import bert_helu.finetuning as finetuning
 from bert_helu.activations import HeLU
+from bert_helu.data.glue import TASKS, read_tsv
 from bert_helu.finetune_batch import BatchReport
+from bert_helu.metrics import compute_metrics
 from bert_helu.modeling import bert_config, build_mlm_model, load_model, save_model
+from bert_helu.predictions import read_predictions
 from finetune.__main__ import main
 
 SAMPLE = REPO / "bert_helu" / "sample_data" / "glue_data"
@@ -350,3 +353,25 @@ def test_two_processes_share_each_global_batch(tmp_path, tokenizer):
     assert two["optimizer_steps"] == one["optimizer_steps"] == 3  # 48 examples / 16
     assert two["num_eval_examples"] == one["num_eval_examples"] == 40
     assert two["identity"] == one["identity"]  # the process count is not part of what a run is
+
+
+def test_each_result_keeps_dev_predictions_that_reproduce_its_metrics(batch):
+    _, out, _ = batch
+    dev_labels = {name: read_tsv(SAMPLE / TASKS[name].dir_name / "dev.tsv", TASKS[name])["label"]
+                  for name in ("mrpc", "stsb")}  # fmt: skip
+    for path in out.rglob("results.json"):
+        result = json.loads(path.read_text())
+        assert result["predictions"] == "predictions.npz"
+        assert result["pretraining"] == {"seed": None, "recipe": None, "summary": None}  # no summary.json
+        preds = read_predictions(path.parent / result["predictions"])
+        task = TASKS[result["task"]]
+        assert len(preds.index) == 40 and list(preds.index) == sorted(set(preds.index))
+        assert preds.label == pytest.approx([dev_labels[task.name][i] for i in preds.index])
+        assert compute_metrics(task.metrics, preds.prediction, preds.label) == pytest.approx(
+            result["metrics"]
+        )
+        if "int8" in result:  # the rerun test above redid one run without --int8
+            int8 = compute_metrics(task.metrics, preds.int8_prediction, preds.label)
+            assert int8 == pytest.approx(result["int8"]["metrics"])
+        else:
+            assert preds.int8_prediction is None
