@@ -214,19 +214,27 @@ class GlobalBatches:
         return out
 
 
-def validation_batches(dataset, masker, micro_batch: int, n_batches: int, seed: int, pad_id: int | None):
-    """Fixed validation batches (same samples and masks at every evaluation and for every activation)."""
+def validation_batches(
+    dataset, masker, global_batch: int, micro_batch: int, n_batches: int, seed: int, pad_id: int | None
+):
+    """The validation set: the first ``n_batches`` global batches of the validation split, with
+    masks drawn per row -- the same sequences and masks at every evaluation, for every activation,
+    micro-batch and process count. Cut into micro-batches only to bound memory."""
     if dataset is None or len(dataset) == 0:
         return []
     data = dataset.with_format("numpy", columns=["input_ids"])
+    rows = min(len(data), n_batches * global_batch)
     batches = []
-    for j in range(min(n_batches, math.ceil(len(data) / micro_batch))):
+    for start in range(0, rows, micro_batch):
         ids = torch.from_numpy(
-            np.asarray(data[j * micro_batch : (j + 1) * micro_batch]["input_ids"], dtype=np.int64)
+            np.asarray(data[start : min(start + micro_batch, rows)]["input_ids"], dtype=np.int64)
         )
-        masked, labels = masker(ids, torch.Generator().manual_seed(_seed_of(seed, 2**31, j)))
+        masked = [
+            masker(ids[i : i + 1], torch.Generator().manual_seed(_seed_of(seed, 2**31, start + i)))
+            for i in range(len(ids))
+        ]
         mask = None if pad_id is None or not (ids == pad_id).any() else (ids != pad_id).long()
-        batches.append((masked, labels, mask))
+        batches.append((torch.cat([m for m, _ in masked]), torch.cat([lab for _, lab in masked]), mask))
     return batches
 
 

@@ -55,7 +55,7 @@ PRETRAIN_DEFAULTS = {
         "checkpoint_every_minutes": 30.0,
         "keep_checkpoints": 2,
         "eval_every_steps": 500,
-        "eval_batches": 16,
+        "eval_batches": 16,  # validation set: this many global batches of the validation split
         "log_every_steps": 10,
     },
     "telemetry": {

@@ -104,8 +104,8 @@ def train(cfg, output_dir: str, schedule: Schedule) -> int:
         corpus.train, masker, plan, accelerator.process_index, cfg.seed, pad_id, (resumed or {}).get("data")
     )
     run.save_data_position_with(batches.stream_state)  # where a streamed corpus is, in checkpoints
-    val_batches = validation_batches(  # the recipe's micro-batch: the same batches on any process count
-        corpus.validation, masker, tr.micro_batch_size, tr.eval_batches, cfg.seed, pad_id
+    val_batches = validation_batches(
+        corpus.validation, masker, plan.global_batch, plan.micro_batch, tr.eval_batches, cfg.seed, pad_id
     )
     run.start(activation, model, plan, step, accelerator.mixed_precision)
 

@@ -57,7 +57,7 @@ def write_recipe(path, cache_dir, train=None, model=None, telemetry=None):
             "warmup_fraction": 0.1,
             "lr": 3.0e-3,
             "eval_every_steps": 0,
-            "eval_batches": 2,
+            "eval_batches": 1,
             "log_every_steps": 2,
             "cpu_threads": 1,  # tiny ops on a shared 2-core machine run fastest on one thread
             "checkpoint_every_minutes": 0.0,
