@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 METRICS = ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr")
 
@@ -50,11 +51,14 @@ def bootstrap_metrics(names, predictions, labels, resamples: int, rng: np.random
     n, runs = prepared.n, prepared.runs
     out = {name: np.empty((resamples, runs)) for name in names}
     chunk = max(1, min(resamples, CHUNK_ELEMENTS // n))
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
-        values = prepared.metrics(resample_counts(rng, n, size))
-        for name in names:
-            out[name][start : start + size] = values[name]
+    # One BLAS thread: the products here are thin (a chunk of resamples by a few columns per run) and
+    # multithreaded BLAS spent 20x the CPU time on them on a busy 2-core machine, for no gain.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, resamples, chunk):
+            size = min(chunk, resamples - start)
+            values = prepared.metrics(resample_counts(rng, n, size))
+            for name in names:
+                out[name][start : start + size] = values[name]
     return out
 
 
@@ -83,16 +87,16 @@ class _Prepared:
             raise ValueError(f"labels {self.labels.shape} do not match predictions {self.preds.shape}")
         self.columns, self.slices = [], {}
         preds, labels = self.preds, self.labels
-        classification = {"accuracy", "f1", "matthews_correlation"} & set(names)
-        if classification:
+        if {"accuracy", "f1", "matthews_correlation"} & set(names):
+            self._add("correct", (preds == labels).T)
+        if {"f1", "matthews_correlation"} & set(names):
             # 0 and 1 always: a set of one class has nothing to leave out below
             self.classes = np.union1d(np.union1d(labels, preds), [0, 1])
-            self._add("correct", (preds == labels).T)
+            if "f1" in names and not set(self.classes) <= {0, 1}:
+                raise ValueError("f1 here is GLUE's binary F1: labels and predictions must be 0 or 1")
             # one class is implied by the others (counts sum to the resample size): one column less
             self._add("pred=k", np.stack([(preds == k).T for k in self.classes[1:]], axis=2))
             self._add("gold=k", np.stack([labels == k for k in self.classes[1:]], axis=1))
-        if "f1" in names and not set(self.classes) <= {0, 1}:
-            raise ValueError("f1 here is GLUE's binary F1: labels and predictions must be 0 or 1")
         if "pearson" in names:
             # centred first: Pearson does not change, and the sums of squares keep their precision
             x, y = preds - preds.mean(axis=1, keepdims=True), labels - labels.mean()
