@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 METRICS = ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr")
 
@@ -50,11 +51,14 @@ def bootstrap_metrics(names, predictions, labels, resamples: int, rng: np.random
     n, runs = prepared.n, prepared.runs
     out = {name: np.empty((resamples, runs)) for name in names}
     chunk = max(1, min(resamples, CHUNK_ELEMENTS // n))
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
-        values = prepared.metrics(resample_counts(rng, n, size))
-        for name in names:
-            out[name][start : start + size] = values[name]
+    # One BLAS thread: the products here are thin (a chunk of resamples by a few columns per run) and
+    # multithreaded BLAS spent 20x the CPU time on them on a busy 2-core machine, for no gain.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, resamples, chunk):
+            size = min(chunk, resamples - start)
+            values = prepared.metrics(resample_counts(rng, n, size))
+            for name in names:
+                out[name][start : start + size] = values[name]
     return out
 
 
@@ -83,16 +87,16 @@ class _Prepared:
             raise ValueError(f"labels {self.labels.shape} do not match predictions {self.preds.shape}")
         self.columns, self.slices = [], {}
         preds, labels = self.preds, self.labels
-        classification = {"accuracy", "f1", "matthews_correlation"} & set(names)
-        if classification:
+        if {"accuracy", "f1", "matthews_correlation"} & set(names):
+            self._add("correct", (preds == labels).T)
+        if {"f1", "matthews_correlation"} & set(names):
             # 0 and 1 always: a set of one class has nothing to leave out below
             self.classes = np.union1d(np.union1d(labels, preds), [0, 1])
-            self._add("correct", (preds == labels).T)
+            if "f1" in names and not set(self.classes) <= {0, 1}:
+                raise ValueError("f1 here is GLUE's binary F1: labels and predictions must be 0 or 1")
             # one class is implied by the others (counts sum to the resample size): one column less
             self._add("pred=k", np.stack([(preds == k).T for k in self.classes[1:]], axis=2))
             self._add("gold=k", np.stack([labels == k for k in self.classes[1:]], axis=1))
-        if "f1" in names and not set(self.classes) <= {0, 1}:
-            raise ValueError("f1 here is GLUE's binary F1: labels and predictions must be 0 or 1")
         if "pearson" in names:
             # centred first: Pearson does not change, and the sums of squares keep their precision
             x, y = preds - preds.mean(axis=1, keepdims=True), labels - labels.mean()
@@ -167,27 +171,30 @@ class _Prepared:
         """Pearson of the resample's average ranks, every example weighted by its count."""
         total = counts.sum(axis=1, dtype=np.float64)
         mean_term = total * ((total + 1) / 2) ** 2
-        # examples along axis 0: the gathers by sort order below then copy whole rows
-        by_example = counts.T.astype(np.float64, order="C")
-        untied = np.einsum("ij,ij,ij->j", by_example, by_example, by_example) - total
-        rank_y, ties_y = _ranks_in_order(by_example[self.label_order], self.labels[self.label_order], untied)
-        weighted_rank_y = np.empty_like(rank_y)
-        weighted_rank_y[self.label_order] = by_example[self.label_order] * rank_y
+        # Examples along axis 0: the gathers by sort order below then copy whole rows. The per-run
+        # arrays are float32, exact here (counts, half-integer ranks and their products stay below
+        # 2^24), and products are summed in float64: half the memory traffic of float64 throughout.
+        by_example = np.ascontiguousarray(counts.T, dtype=np.float32)
+        wide = by_example.astype(np.float64)
+        untied = np.einsum("ij,ij,ij->j", wide, wide, wide) - total
+        rank_y, ties_y = _ranks_in_order(wide[self.label_order], self.labels[self.label_order], untied)
+        weighted_rank_y = np.empty(by_example.shape, dtype=np.float32)
+        weighted_rank_y[self.label_order] = wide[self.label_order] * rank_y
         # the variance of average ranks with ties, exact in integer arithmetic: no rounding near 0
         var_y = (total**3 - total - ties_y) / 12
         # Without ties in x, rank_x = C - (w - 1)/2 for C the running count in x order, so
         # sum w ry rx = sum w ry C - (sum w^2 ry - sum w ry) / 2, and sum w ry = N (N + 1) / 2:
         # only C depends on the run.
-        untied_rest = (total * (total + 1) / 2 - np.einsum("ij,ij->j", weighted_rank_y, by_example)) / 2
+        untied_rest = (total * (total + 1) / 2 - np.einsum("ij,ij->j", weighted_rank_y, wide)) / 2
         out = np.empty((len(counts), self.runs))
         for run, (x, order) in enumerate(zip(self.preds, self.run_orders, strict=True)):
             if self.untied_runs[run]:
                 running = _running_sum(by_example[order])
-                cov = np.einsum("ij,ij->j", weighted_rank_y[order], running) + untied_rest - mean_term
+                cov = _dot(weighted_rank_y[order], running) + untied_rest - mean_term
                 ties_x = untied
             else:
                 rank_x, ties_x = _ranks_in_order(by_example[order], x[order], untied)
-                cov = np.einsum("ij,ij->j", weighted_rank_y[order], rank_x) - mean_term
+                cov = _dot(weighted_rank_y[order], rank_x) - mean_term
             var_x = (total**3 - total - ties_x) / 12
             out[:, run] = _divide(cov, np.sqrt(var_x * var_y))
         return out
@@ -211,8 +218,15 @@ def _ranks_in_order(counts_sorted: np.ndarray, values_sorted: np.ndarray, untied
     rank -= (group - 1) / 2
     if not tied:
         return rank, untied_ties
-    ties = np.einsum("ij,ij,ij->j", group, group, group) - group.sum(axis=0)
+    ties = np.einsum("ij,ij,ij->j", group, group, group, dtype=np.float64) - group.sum(
+        axis=0, dtype=np.float64
+    )
     return rank[np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(values_sorted)]))], ties
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Column-wise sum of products, accumulated in float64."""
+    return np.einsum("ij,ij->j", a, b, dtype=np.float64)
 
 
 def _running_sum(rows: np.ndarray) -> np.ndarray:
