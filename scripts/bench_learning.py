@@ -30,7 +30,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-TOKEN_MARKS = (1.0e6, 2.5e6, 5.0e6, 7.4e6)  # 7.4M: what 15 min of a 4x256 model buys on a bf16 CPU
+TOKEN_MARKS = (1.0e6, 2.5e6, 5.0e6, 7.3728e6)  # 7.37M = 900 x 64 x 128: 15 min of 4x256 on a bf16 CPU
 SECOND_MARKS = (300, 600, 900)
 
 
@@ -64,35 +64,32 @@ def run_arm(args) -> int:
         "logging.progress_bar=false",
     ]  # fmt: skip
     print(" ".join(command), flush=True)
+    # written first, so that an arm stopped midway still reports its curve so far
+    from bert_helu.config import load_config
+    from bert_helu.recipe import PRETRAIN_DEFAULTS
+
+    recipe = load_config(PRETRAIN_DEFAULTS, args.config, [*command[command.index("--output-dir") + 2 : -1],
+                                                          f"activation={args.activation}"])  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    arm = {"command": " ".join(["python", *command[1:]]), "recipe": recipe}
+    (out / "bench_arm.json").write_text(json.dumps(arm, indent=1))
     done = subprocess.run(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if done.returncode == 0:
-        (out / "bench_arm.json").write_text(
-            json.dumps(
-                {
-                    "architecture": args.architecture,
-                    "activation": args.activation,
-                    "steps": args.steps,
-                    "minutes": args.minutes,
-                    "overrides": overrides,
-                    "command": " ".join(["python", *command[1:]]),
-                },
-                indent=1,
-            )  # fmt: skip
-        )
     return done.returncode
 
 
 def read_arm(folder: Path) -> dict:
     """Validation losses with the tokens and training seconds at which they were measured.
 
-    Any finished ``python -m pretrain`` run folder works (its summary.json holds the recipe);
+    Any ``python -m pretrain`` run folder works (its summary.json holds the recipe; an arm stopped
+    midway has it in bench_arm.json);
     ``bench_arm.json``, when there, adds the command that trained it.
     """
-    summary = json.loads((folder / "summary.json").read_text())
-    cfg = summary["config"]
-    tr = cfg["train"]
     arm_file = folder / "bench_arm.json"
     arm = json.loads(arm_file.read_text()) if arm_file.is_file() else {}
+    summary_file = folder / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    cfg = summary.get("config") or arm["recipe"]  # an arm stopped midway: its curve so far
+    tr = cfg["train"]
     tokens_per_step = tr["global_batch_size"] * cfg["data"]["seq_len"]
     elapsed_at, rates, curve = {0: 0.0}, [], []
     for line in (folder / "metrics.jsonl").read_text().splitlines():
@@ -111,20 +108,21 @@ def read_arm(folder: Path) -> dict:
         "name": folder.name,
         "command": arm.get("command"),
         "architecture": cfg["model"].get("architecture", "bert"),
-        "activation": summary["activation"],
+        "activation": cfg["activation"],
         "seed": cfg["seed"],
         "steps": tr["max_steps"] if step_driven else 0,
         "minutes": 0 if step_driven else tr["budget_hours"] * 60,
-        "parameters": count_parameters(folder / "final"),
+        "parameters": count_parameters(folder / "final") if summary else None,
         "model": cfg["model"],
         "train": {k: tr[k] for k in ("global_batch_size", "lr", "scheduler", "mixed_precision")},
         "cpu_threads": tr["cpu_threads"],
         "precision": summary.get("mixed_precision"),
         "num_processes": summary.get("num_processes"),
         "median_tokens_per_s": rates[len(rates) // 2] if rates else None,
-        "final_val_loss": summary["final_validation_loss"],
-        "tokens": summary["tokens_seen"],
-        "training_seconds": summary["train_time_s"],
+        "final_val_loss": summary.get("final_validation_loss"),
+        "tokens": summary.get("tokens_seen", curve[-1]["tokens"] if curve else 0),
+        "training_seconds": summary.get("train_time_s", curve[-1]["seconds"] if curve else 0),
+        "finished": bool(summary),
         "curve": curve,
     }
 
@@ -165,7 +163,9 @@ def report(args) -> int:
     folders = [Path(r) for r in args.runs] or [
         f.parent for f in sorted(Path(args.out).glob("*/bench_arm.json"))
     ]
-    arms = [read_arm(f) for f in folders if (f / "summary.json").is_file()]
+    arms = [
+        read_arm(f) for f in folders if (f / "summary.json").is_file() or (f / "bench_arm.json").is_file()
+    ]
     if not arms:
         raise SystemExit(f"no finished run among {', '.join(map(str, folders)) or args.out}")
     data = {"machine": {**machine(), "cpu_flags": cpu_flags()}, "arms": arms}
@@ -180,11 +180,12 @@ def report(args) -> int:
             a["median_tokens_per_s"] and round(a["median_tokens_per_s"]), a["cpu_threads"] or "all",
             *[loss_at(a["curve"], "tokens", t) for t in TOKEN_MARKS],
             *[loss_at(a["curve"], "seconds", s) for s in SECOND_MARKS],
-            a["final_val_loss"], f"{a['tokens'] / 1e6:.2f}M", round(a["training_seconds"]),
+            a["final_val_loss"] if a["finished"] else f"stopped at step {a['curve'][-1]['step']}",
+            f"{a['tokens'] / 1e6:.2f}M", round(a["training_seconds"] or 0),
         ])  # fmt: skip
     headers = [
         "architecture", "activation", "size", "params", "batch", "lr", "budget", "tokens/s", "threads",
-        *[f"loss @ {t / 1e6:g}M tok" for t in TOKEN_MARKS], *[f"loss @ {s}s" for s in SECOND_MARKS],
+        *[f"loss @ {t / 1e6:.3g}M tok" for t in TOKEN_MARKS], *[f"loss @ {s}s" for s in SECOND_MARKS],
         "final loss", "tokens", "train s",
     ]  # fmt: skip
     table = markdown_table(headers, rows)
