@@ -80,10 +80,12 @@ def run_arm(args) -> int:
 def read_arm(folder: Path) -> dict:
     """Validation losses with the tokens and training seconds at which they were measured.
 
-    Any ``python -m pretrain`` run folder works (its summary.json holds the recipe; an arm stopped
-    midway has it in bench_arm.json);
-    ``bench_arm.json``, when there, adds the command that trained it.
+    Any ``python -m pretrain`` run folder works: its summary.json holds the recipe. An arm this script
+    started also has ``bench_arm.json`` (the command and the recipe), so one stopped midway still
+    reports its curve so far.
     """
+    from bert_helu.precision import resolve_mixed_precision
+
     arm_file = folder / "bench_arm.json"
     arm = json.loads(arm_file.read_text()) if arm_file.is_file() else {}
     summary_file = folder / "summary.json"
@@ -116,7 +118,7 @@ def read_arm(folder: Path) -> dict:
         "model": cfg["model"],
         "train": {k: tr[k] for k in ("global_batch_size", "lr", "scheduler", "mixed_precision")},
         "cpu_threads": tr["cpu_threads"],
-        "precision": summary.get("mixed_precision"),
+        "precision": summary.get("mixed_precision") or resolve_mixed_precision(tr["mixed_precision"]),
         "num_processes": summary.get("num_processes"),
         "median_tokens_per_s": rates[len(rates) // 2] if rates else None,
         "final_val_loss": summary.get("final_validation_loss"),
