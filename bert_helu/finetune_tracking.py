@@ -9,9 +9,10 @@ process logs.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
+
+from bert_helu.run_files import tracker_hparams
 
 
 class RunTracker:
@@ -31,7 +32,7 @@ class RunTracker:
             )
         for tracker in self.trackers:
             tracker.start()
-            tracker.store_init_configuration(hparams(settings))
+            tracker.store_init_configuration(tracker_hparams(settings))
 
     def step(self, loss: float, lr: float) -> None:
         """After each optimizer step: its loss and the learning rate it ends with."""
@@ -53,17 +54,3 @@ class RunTracker:
     def _log(self, values: dict, step: int) -> None:
         for tracker in self.trackers:
             tracker.log(values, step=step)
-
-
-def hparams(settings: dict, prefix: str = "") -> dict:
-    """Scalars only (TensorBoard's hyperparameters take nothing else); lists and null as JSON text."""
-    out = {}
-    for key, value in settings.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(hparams(value, f"{name}."))
-        elif isinstance(value, bool | int | float | str):
-            out[name] = value
-        else:
-            out[name] = json.dumps(value)
-    return out

@@ -233,7 +233,7 @@ class RunFiles:
             logging = self.cfg["logging"]
             self.acc.init_trackers(
                 logging["wandb_project"] if logging["wandb"] else "tensorboard",
-                config=_flat(self.cfg),
+                config=tracker_hparams(self.cfg),
                 init_kwargs={"wandb": {"name": self.dir.name}} if logging["wandb"] else {},
             )
             self.trackers = True
@@ -433,13 +433,13 @@ def add_histograms(writer, histograms: dict, step: int) -> None:
         )
 
 
-def _flat(cfg: dict, prefix: str = "") -> dict:
-    """Scalars only, as TensorBoard's hparams want them."""
+def tracker_hparams(cfg: dict, prefix: str = "") -> dict:
+    """Scalars only, as TensorBoard's hparams want them; lists and null as JSON text."""
     out = {}
     for key, value in cfg.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_flat(value, f"{name}."))
+            out.update(tracker_hparams(value, f"{name}."))
         elif isinstance(value, (int, float, str, bool)):
             out[name] = value
         else:
