@@ -46,6 +46,7 @@ from transformers import (
 from bert_helu.activations import build_activation, parse_spec
 from bert_helu.atomic import atomic_dir
 from bert_helu.errors import UserError
+from bert_helu.recipe import ARCHITECTURES
 
 SPEC_KEY = "bert_helu_activation"
 _PROJECT_PREFIX = "bert_helu:"
@@ -63,8 +64,6 @@ _FFN_SITES = {
 
 # The config field that names the FFN activation, per config class.
 _ACT_FIELDS = ("hidden_act", "hidden_activation", "activation_function")
-
-ARCHITECTURES = ("bert", "modernbert")
 
 
 def stock_hidden_act(spec: str) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 from bert_helu.data.defaults import DATA_DEFAULTS, DATA_KEY_HELP
 from bert_helu.errors import UserError
 
+ARCHITECTURES = ("bert", "modernbert")  # model.architecture: see bert_helu.modeling
+
 PRETRAIN_DEFAULTS = {
     "activation": "gelu",
     "seed": 42,
@@ -155,7 +157,7 @@ def check_values(cfg) -> None:
     tr, tel, model = cfg["train"], cfg["telemetry"], cfg["model"]
     betas = tr["betas"]
     rules = [
-        ("model.architecture", model["architecture"] in ("bert", "modernbert"), "bert or modernbert"),
+        ("model.architecture", model["architecture"] in ARCHITECTURES, " or ".join(ARCHITECTURES)),
         ("model.global_attn_every_n_layers", model["global_attn_every_n_layers"] >= 1, ">= 1"),
         ("seed", cfg["seed"] >= 0, ">= 0"),
         ("data.seed", cfg["data"]["seed"] >= 0, ">= 0"),

@@ -29,6 +29,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bert_helu.recipe import ARCHITECTURES  # noqa: E402 - after the path is set
 
 TOKEN_MARKS = (1.0e6, 2.5e6, 5.0e6, 7.3728e6)  # 7.37M = 900 x 64 x 128: 15 min of 4x256 on a bf16 CPU
 SECOND_MARKS = (300, 600, 900)
@@ -236,7 +237,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train one arm (resumes if interrupted)")
-    run.add_argument("--architecture", choices=["bert", "modernbert"], required=True)
+    run.add_argument("--architecture", choices=ARCHITECTURES, required=True)
     run.add_argument("--activation", default="relu")
     run.add_argument(
         "--steps", type=int, default=0, help="equal tokens: this many steps, step-driven one-cycle"
