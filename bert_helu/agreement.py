@@ -5,9 +5,14 @@ deadlocks the run: the others wait in a collective call it never makes. So a dec
 taken from values every process holds bit for bit: gathered from all processes (each then
 computes the same function of the same numbers), or decided by the main process and broadcast.
 Local clocks, local losses and local file checks never decide anything on their own.
+
+A stop request (SIGTERM/SIGINT, ``StopSignals``) reaches each process on its own; it becomes a
+decision through ``step_values``, so that all processes checkpoint and leave at the same step.
 """
 
 from __future__ import annotations
+
+import signal
 
 import torch
 from accelerate.utils import broadcast_object_list, gather_object
@@ -24,6 +29,12 @@ def step_values(accelerator, masked: int, stop: bool, elapsed: float) -> tuple[i
     mine = torch.tensor([[masked, float(stop), elapsed]], dtype=torch.float64, device=accelerator.device)
     rows = accelerator.gather(mine)  # [processes, 3], identical on every process
     return int(rows[:, 0].sum()), bool(rows[:, 1].max() > 0), float(rows[0, 2])
+
+
+def global_mean_loss(accelerator, loss_sum: torch.Tensor, masked: int) -> float:
+    """The global batch's loss per masked token from each process's sum (every process calls it)."""
+    total = accelerator.reduce(loss_sum.detach().clone(), reduction="sum")
+    return float(total) / max(masked, 1)
 
 
 def any_process(accelerator, *flags: bool) -> tuple[bool, ...]:
@@ -85,3 +96,24 @@ def _attempt(work):
         return None, str(err), None
     except Exception as err:  # re-raised where it happened, reported to the other processes
         return None, None, err
+
+
+class StopSignals:
+    """SIGTERM/SIGINT ask the loop to checkpoint and exit; a second SIGINT exits at once."""
+
+    def __init__(self):
+        self.requested, self.name, self.number = False, None, 0
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def __enter__(self) -> StopSignals:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # give the signals back (the program may run inside another, e.g. a test session)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, number, frame):
+        if self.requested and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested, self.name, self.number = True, signal.Signals(number).name, number

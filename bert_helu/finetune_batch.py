@@ -49,7 +49,7 @@ from bert_helu.precision import resolve_mixed_precision
 from bert_helu.predictions import FILE_NAME as PREDICTIONS_FILE
 from bert_helu.predictions import write_predictions
 from bert_helu.provenance import pretraining_provenance
-from bert_helu.run_files import tracker_names
+from bert_helu.trackers import tracker_names
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bert_helu.run_files import tracker_hparams
+from bert_helu.trackers import tracker_hparams
 
 
 class RunTracker:

@@ -110,6 +110,11 @@ def modernbert_config(model_cfg: dict, activation: str, vocab_size: int, **extra
     return config
 
 
+def special_token_ids(tokenizer) -> dict:
+    """The token ids a fresh model's config needs from the tokenizer it will read."""
+    return {name: getattr(tokenizer, name) for name in ("pad_token_id", "cls_token_id", "sep_token_id")}
+
+
 def model_config(
     model_cfg: dict, activation: str, vocab_size: int, special_ids: dict | None = None
 ) -> PretrainedConfig:

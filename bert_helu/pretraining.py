@@ -1,5 +1,6 @@
 """The pieces of the pretraining loop; ``pretrain/train.py`` puts them together in order.
 
+- ``initial_model``: the recipe's fresh model, or a checkpoint with its activation swapped.
 - ``SparseMLM``: encoder + MLM head on the masked positions only (the head's vocab-sized
   projection is the most expensive matmul of a small BERT; 85% of its rows are thrown away anyway).
 - ``make_optimizer``: AdamW, no weight decay on biases and norm weights (``decay_groups``).
@@ -9,6 +10,9 @@
 - ``train_step`` / ``evaluate``: one optimizer step over the micro-batches of this process, and the
   validation MLM loss.
 - ``BadStepGuard``: skipped steps (non-finite, fp16 overflow) counted; K in a row abort the run.
+
+The run's state (step, samples seen, budget used, counters) is a ``bert_helu.run_state.RunState``;
+its checkpoints and records are bert_helu.run_checkpoints and bert_helu.run_log.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from torch import nn
 from bert_helu.agreement import any_process
 from bert_helu.data.stream_cursor import StreamCursor
 from bert_helu.errors import UserError
-from bert_helu.modeling import encoder_of, masked_lm_logits
+from bert_helu.modeling import (
+    build_mlm_model,
+    encoder_of,
+    load_model,
+    masked_lm_logits,
+    model_config,
+    set_activation,
+    special_token_ids,
+)
 
 # ----------------------------------------------------------------------------- batch sizes
 
@@ -63,10 +75,9 @@ def plan_batches(global_batch: int, micro_batch: int, world_size: int) -> BatchP
     """global batch = micro-batch x gradient accumulation x processes.
 
     The global batch is the science and is never changed; the micro-batch is a memory limit, so
-    it is lowered to the largest size <= the recipe's that divides each process's share.
+    it is lowered to the largest size <= the recipe's that divides each process's share. Both are
+    positive (bert_helu.recipe.check_recipe).
     """
-    if global_batch <= 0 or micro_batch <= 0:
-        raise UserError("train.global_batch_size and train.micro_batch_size must be positive")
     if global_batch % world_size:
         raise UserError(
             f"train.global_batch_size {global_batch} cannot be split evenly over {world_size} processes; "
@@ -99,6 +110,15 @@ class SparseMLM(nn.Module):
         picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, where)
         logits = masked_lm_logits(self.mlm, picked)
         return F.cross_entropy(logits.float(), labels.index_select(0, where), reduction="sum")
+
+
+def initial_model(cfg, tokenizer) -> nn.Module:
+    """The MLM model a run starts from: a fresh one of the recipe's ``model`` section, or
+    ``model.init_from`` with its FFN activation swapped for the recipe's ("relufying")."""
+    if cfg["model"]["init_from"]:
+        return set_activation(load_model(cfg["model"]["init_from"], task="mlm"), cfg["activation"])
+    config = model_config(cfg["model"], cfg["activation"], len(tokenizer), special_token_ids(tokenizer))
+    return build_mlm_model(config)
 
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -207,11 +227,16 @@ class GlobalBatches:
             else:
                 ids = self._rows(position + start, p.micro_batch)
             masked, labels = self._mask(ids, step, start)
-            mask = (
-                None if self.pad_id is None or not (ids == self.pad_id).any() else (ids != self.pad_id).long()
-            )
-            out.append((masked, labels, mask))
+            out.append((masked, labels, attention_mask(ids, self.pad_id)))
         return out
+
+
+def attention_mask(ids: torch.Tensor, pad_id: int | None) -> torch.Tensor | None:
+    """1 on tokens, 0 on padding; None when there is no padding (packed sequences rarely have any),
+    which lets attention skip the mask."""
+    if pad_id is None or not (ids == pad_id).any():
+        return None
+    return (ids != pad_id).long()
 
 
 def validation_batches(
@@ -233,8 +258,13 @@ def validation_batches(
             masker(ids[i : i + 1], torch.Generator().manual_seed(_seed_of(seed, 2**31, start + i)))
             for i in range(len(ids))
         ]
-        mask = None if pad_id is None or not (ids == pad_id).any() else (ids != pad_id).long()
-        batches.append((torch.cat([m for m, _ in masked]), torch.cat([lab for _, lab in masked]), mask))
+        batches.append(
+            (
+                torch.cat([m for m, _ in masked]),
+                torch.cat([lab for _, lab in masked]),
+                attention_mask(ids, pad_id),
+            )
+        )
     return batches
 
 
@@ -332,24 +362,24 @@ def evaluate(accelerator, model, batches) -> float:
 
 
 class BadStepGuard:
-    """Counts skipped steps; K in a row means the run has diverged.
+    """Counts skipped steps into the run's state; K in a row means the run has diverged.
 
     Two kinds, counted apart: a non-finite loss or gradient (the loop skips the update), and an
     fp16 overflow (the GradScaler skips it and halves its scale, routine for a few steps while the
     scale settles). Every process records the same agreed results, so all abort at the same step.
     """
 
-    def __init__(self, limit: int, overflow_limit: int, counters: dict, scale=None):
-        self.limit, self.overflow_limit, self.counters = limit, overflow_limit, counters
+    def __init__(self, limit: int, overflow_limit: int, scale=None):
+        self.limit, self.overflow_limit = limit, overflow_limit
         self.scale = scale  # the loss scale now (for the message), if fp16
-        counters.setdefault("skipped_steps", 0)
-        counters.setdefault("overflow_steps", 0)
         self.in_a_row = self.overflows_in_a_row = 0
 
-    def record(self, result: StepResult, step: int, warn) -> None:
+    def record(self, result: StepResult, state, warn) -> None:
+        """``state`` (bert_helu.run_state.RunState) is at the step ``result`` comes from."""
+        step = state.step
         if result.overflow:
             self.overflows_in_a_row += 1
-            self.counters["overflow_steps"] += 1
+            state.overflow_steps += 1
             if self.overflows_in_a_row >= self.overflow_limit:
                 scale = f" (loss scale now {self.scale():g})" if self.scale else ""
                 raise UserError(
@@ -362,7 +392,7 @@ class BadStepGuard:
             self.in_a_row = 0
             return
         self.in_a_row += 1
-        self.counters["skipped_steps"] += 1
+        state.skipped_steps += 1
         warn(f"step {step}: non-finite loss or gradients, update skipped ({self.in_a_row} in a row)")
         if self.in_a_row >= self.limit:
             raise UserError(

@@ -1,5 +1,6 @@
 """The pretraining recipe: every key a recipe may set (``PRETRAIN_DEFAULTS``), what it means
-(``PRETRAIN_KEY_HELP``, the text of docs/config.md) and the values allowed (``check_values``).
+(``PRETRAIN_KEY_HELP``, the text of docs/config.md), how one is read (``load_recipe``) and the one
+check of a resolved recipe (``check_recipe``), made before any work.
 
 Kept apart from the training code (and free of torch) so that ``python -m pretrain --prepare-only``
 reads and checks a recipe without paying seconds of torch/transformers imports.
@@ -10,8 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bert_helu.data.defaults import DATA_DEFAULTS, DATA_KEY_HELP
+from bert_helu.config import Config, load_config
+from bert_helu.data.defaults import DATA_DEFAULTS, DATA_KEY_HELP, check_data
 from bert_helu.errors import UserError
+from bert_helu.schedules import Schedule
 
 ARCHITECTURES = ("bert", "modernbert")  # model.architecture: see bert_helu.modeling
 
@@ -152,15 +155,46 @@ PRETRAIN_KEY_HELP = {
 }
 
 
-def check_values(cfg) -> None:
-    """Values load_config cannot judge by type alone (it checks keys and types)."""
+def load_recipe(path, overrides: list[str] = ()) -> Config:
+    """The resolved recipe: defaults <- YAML file <- ``dotted.key=value`` overrides (unchecked)."""
+    cfg = load_config(PRETRAIN_DEFAULTS, path, overrides)
+    if cfg.model.init_from and not cfg.data.tokenizer:
+        cfg.data.tokenizer = str(cfg.model.init_from)  # the vocabulary must be the checkpoint's
+    return cfg
+
+
+def check_recipe(cfg, to_train: bool = False) -> list[str]:
+    """Every rule on a resolved recipe that its keys' types do not already enforce (``load_config``
+    does those); a UserError naming the key for the first one broken. ``to_train``: also what only
+    a training run needs (an end, an activation that exists). Returns warnings for the user."""
+    _check_values(cfg)
+    check_model(cfg)
+    check_data(cfg["data"])
+    tr = cfg["train"]
+    schedule = Schedule.from_recipe(tr)
+    if to_train:
+        from bert_helu.activations import parse_spec  # imports torch: only when training
+
+        parse_spec(cfg["activation"])
+        if not (tr["max_steps"] or tr["budget_hours"]):
+            raise UserError("set train.max_steps or train.budget_hours (or both): a run needs an end")
+        schedule.progress_of(0, tr["max_steps"], 0.0, tr["budget_hours"] * 3600)  # its budget is set
+    warnings = []
+    if tr["scheduler"] == "one_cycle" and tr["warmup_fraction"]:
+        warnings.append(
+            f"train.warmup_fraction={tr['warmup_fraction']:g} has no effect with train.scheduler="
+            "one_cycle, whose ramp over the first half of the run is the warm-up"
+        )
+    return warnings
+
+
+def _check_values(cfg) -> None:
     tr, tel, model = cfg["train"], cfg["telemetry"], cfg["model"]
     betas = tr["betas"]
     rules = [
         ("model.architecture", model["architecture"] in ARCHITECTURES, " or ".join(ARCHITECTURES)),
         ("model.global_attn_every_n_layers", model["global_attn_every_n_layers"] >= 1, ">= 1"),
         ("seed", cfg["seed"] >= 0, ">= 0"),
-        ("data.seed", cfg["data"]["seed"] >= 0, ">= 0"),
         ("train.max_steps", tr["max_steps"] >= 0, ">= 0"),
         ("train.budget_hours", tr["budget_hours"] >= 0, ">= 0"),
         ("train.global_batch_size", tr["global_batch_size"] >= 1, ">= 1"),
@@ -195,7 +229,6 @@ def check_values(cfg) -> None:
     for name, ok, expected in rules:
         if not ok:
             raise UserError(f"{name} must be {expected}")
-    check_model(cfg)
 
 
 def check_model(cfg) -> None:

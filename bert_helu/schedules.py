@@ -58,20 +58,31 @@ PROGRESS_KINDS = ("steps", "time")
 
 @dataclass(frozen=True)
 class Schedule:
-    name: str = "one_cycle"
-    warmup: float = 0.0  # fraction of the run
-    min_ratio: float = 0.0
-    progress: str = "steps"  # "steps" (step / max_steps) or "time" (elapsed / budget)
+    """A recipe's learning-rate schedule (``train.scheduler`` and the keys below); its defaults are
+    the recipe's (bert_helu.recipe.PRETRAIN_DEFAULTS), its rules checked here when it is made."""
+
+    name: str
+    warmup: float  # fraction of the run
+    min_ratio: float
+    progress: str  # "steps" (step / max_steps) or "time" (elapsed / budget)
+
+    @classmethod
+    def from_recipe(cls, train: dict) -> Schedule:
+        return cls(
+            train["scheduler"], train["warmup_fraction"], train["min_lr_ratio"], train["schedule_progress"]
+        )
 
     def __post_init__(self):
         if self.name not in SCHEDULES:
-            raise UserError(f"unknown scheduler {self.name!r}; known: {', '.join(SCHEDULES)}")
+            raise UserError(
+                f"train.scheduler: unknown scheduler {self.name!r}; known: {', '.join(SCHEDULES)}"
+            )
         if self.progress not in PROGRESS_KINDS:
-            raise UserError(f"schedule progress must be one of {PROGRESS_KINDS}, got {self.progress!r}")
+            raise UserError(f"train.schedule_progress must be one of {PROGRESS_KINDS}, got {self.progress!r}")
         if not 0.0 <= self.warmup < 1.0:
-            raise UserError(f"warm-up must be a fraction in [0, 1), got {self.warmup}")
+            raise UserError(f"train.warmup_fraction must be a fraction in [0, 1), got {self.warmup}")
         if not 0.0 <= self.min_ratio <= 1.0:
-            raise UserError(f"min_lr_ratio must be in [0, 1], got {self.min_ratio}")
+            raise UserError(f"train.min_lr_ratio must be in [0, 1], got {self.min_ratio}")
 
     def __call__(self, progress: float) -> float:
         p = min(max(progress, 0.0), 1.0)

@@ -26,10 +26,12 @@ Hooks follow the modules that exist when the monitor is created: call ``set_acti
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
-from bert_helu.modeling import ffn_activation_sites
+from bert_helu.modeling import activation_of, encoder_of, ffn_activation_sites
 
 # XLNet runs its layers on (time, batch, features) tensors; every other supported FFN is batch-first.
 _TIME_FIRST_SITES = {"XLNetFeedForward"}
@@ -213,3 +215,52 @@ def _mean_over_layers(layers: list[dict]) -> dict:
         for key in keys
         if key in keys[:2] or (ran and all(key in layer for layer in ran))
     }
+
+
+def monitor_model(model, collect_histograms: bool) -> FFNMonitor:
+    """An ``FFNMonitor`` on the encoder the training loop calls, with HeLU's band if it is HeLU."""
+    band_alpha = None
+    if activation_of(model).startswith("helu"):
+        owner, attr = ffn_activation_sites(model)[0]
+        band_alpha = float(getattr(getattr(owner, attr), "alpha", 0.05))
+    return FFNMonitor(encoder_of(model), collect_histograms=collect_histograms, band_alpha=band_alpha)
+
+
+class TelemetryWindows:
+    """``FFNMonitor`` on a window of ``window`` steps every ``every`` steps of a training loop.
+
+    The hooks exist only during a window, so steps outside it pay nothing. When a window ends its
+    statistics wait in ``closed`` for the loop to log them (``take_closed``). Per-process statistics.
+    """
+
+    def __init__(self, model, cfg: dict):
+        self.cfg, self.model, self.monitor, self.window_start = cfg, model, None, 0
+        self.closed = None  # the summary of the window that ended last, until taken
+        self.last_summary = None  # the last window's summary (kept for the run's summary)
+
+    @contextlib.contextmanager
+    def window(self, step: int):
+        """Wrap step ``step``'s forward and backward passes."""
+        every, length = self.cfg["every"], self.cfg["window"]
+        active = self.cfg["enabled"] and every > 0 and step % every < length
+        if active and self.monitor is None:
+            hist_every = self.cfg["histogram_every"]
+            self.window_start = step
+            self.monitor = monitor_model(self.model, bool(hist_every) and step % hist_every < length)
+        yield
+        if self.monitor is not None and (not active or step % every == length - 1):
+            self.closed = self.close(step + 1)
+
+    def close(self, step: int) -> dict | None:
+        """End the open window (if any) after ``step`` steps; its summary."""
+        if self.monitor is None:
+            return None
+        summary = self.monitor.summary()
+        self.monitor.remove()
+        self.monitor = None
+        self.last_summary = {"step": step, "window_start": self.window_start, **summary}
+        return self.last_summary
+
+    def take_closed(self) -> dict | None:
+        closed, self.closed = self.closed, None
+        return closed

@@ -8,13 +8,12 @@ import os
 import sys
 
 from bert_helu.atomic import remove_leftovers
-from bert_helu.config import load_config, recipe_yaml
+from bert_helu.config import recipe_yaml
 from bert_helu.data import format_summary, prepare_corpus
 from bert_helu.errors import UserError, cli_entry
 from bert_helu.locks import RunDirLock
 from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
-from bert_helu.recipe import PRETRAIN_DEFAULTS, check_values
-from bert_helu.schedules import Schedule
+from bert_helu.recipe import check_recipe, load_recipe
 
 DESCRIPTION = """Pretrain a BERT (masked language modelling) with the activation of your choice under a
 step or wall-clock budget, and get a Hugging Face checkpoint in <output-dir>/final/."""
@@ -95,29 +94,18 @@ def main(argv=None):
         print(activations_table())
         return 0
     overrides = list(args.overrides) + ([f"activation={args.activation}"] if args.activation else [])
-    cfg = load_config(PRETRAIN_DEFAULTS, args.config, overrides)
-    tr = cfg.train
-    check_values(cfg)
-    schedule = Schedule(tr.scheduler, tr.warmup_fraction, tr.min_lr_ratio, tr.schedule_progress)
-    if tr.scheduler == "one_cycle" and tr.warmup_fraction:
-        print(
-            f"warning: train.warmup_fraction={tr.warmup_fraction:g} has no effect with train.scheduler="
-            "one_cycle, whose ramp over the first half of the run is the warm-up",
-            file=sys.stderr,
-        )
-    if cfg.model.init_from and not cfg.data.tokenizer:
-        cfg.data.tokenizer = str(cfg.model.init_from)  # the vocabulary must be the checkpoint's
+    cfg = load_recipe(args.config, overrides)
+    to_train = not (args.print_config or args.prepare_only)
+    for warning in check_recipe(cfg, to_train):
+        print(f"warning: {warning}", file=sys.stderr)
+    if to_train and not args.output_dir:
+        raise UserError("--output-dir is required")
     if args.print_config:
         print(recipe_yaml(cfg, f"defaults <- {args.config} <- command line"), end="")
         return 0
     if args.prepare_only:
         print(format_summary(prepare_corpus(cfg.data).summary))
         return 0
-    if not args.output_dir:
-        raise UserError("--output-dir is required")
-    if not (tr.max_steps or tr.budget_hours):
-        raise UserError("set train.max_steps or train.budget_hours (or both): a run needs an end")
-    schedule.progress_of(0, tr.max_steps, 0.0, tr.budget_hours * 3600)  # fails early if it cannot be computed
     from pretrain.train import train  # torch & co. load only now: a --prepare-only cache hit stays fast
 
     # Launchers (torchrun, accelerate launch) set RANK: the global main process alone holds the lock.
@@ -125,7 +113,7 @@ def main(argv=None):
     with RunDirLock(args.output_dir) if main_process else contextlib.nullcontext():
         if main_process:
             remove_leftovers(args.output_dir)  # half-written files of a killed run (we hold the lock)
-        return train(cfg, args.output_dir, schedule)
+        return train(cfg, args.output_dir)
 
 
 if __name__ == "__main__":

@@ -48,10 +48,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's bert_helu, whatever is installed
 
 from bert_helu.analysis.reports import markdown_table  # noqa: E402
-from bert_helu.config import load_config  # noqa: E402
-from bert_helu.modeling import architecture_of, build_mlm_model, encoder_of, model_config  # noqa: E402
+from bert_helu.modeling import (  # noqa: E402
+    architecture_of,
+    build_mlm_model,
+    model_config,
+    special_token_ids,
+)
 from bert_helu.precision import resolve_mixed_precision  # noqa: E402
-from bert_helu.recipe import PRETRAIN_DEFAULTS, check_values  # noqa: E402
+from bert_helu.recipe import check_recipe, load_recipe  # noqa: E402
 
 ACTIVATIONS = ("gelu", "relu", "helu:alpha=0.05")
 TELEMETRY_ACTIVATION = "helu:alpha=0.05"
@@ -107,12 +111,6 @@ def bench_corpus(recipe, seq_len: int):
     return prepare_corpus(data)
 
 
-def special_ids(tokenizer) -> dict:
-    """The token ids a fresh model needs, as pretrain/train.py passes them."""
-    ids = ("pad_token_id", "cls_token_id", "sep_token_id")
-    return {name: getattr(tokenizer, name) for name in ids}
-
-
 def bert_section(recipe, hidden: int | None, layers: int | None, seq_len: int) -> dict:
     """The recipe's ``model`` section with the benchmark's sizes (a new hidden size keeps BERT's
     proportions: 64 dimensions per head, FFN 4x wide)."""
@@ -129,7 +127,7 @@ def bert_section(recipe, hidden: int | None, layers: int | None, seq_len: int) -
 
 def parameter_count(section: dict, tokenizer) -> int:
     """Parameters of the MLM model of ``section``, built on the meta device: no memory, little time."""
-    config = model_config(section, "relu", len(tokenizer), special_ids(tokenizer))
+    config = model_config(section, "relu", len(tokenizer), special_token_ids(tokenizer))
     with torch.device("meta"):
         return parameters_of(build_mlm_model(config))
 
@@ -242,7 +240,9 @@ class OurLoop:
         from bert_helu.pretraining import count_masked, train_step
 
         if self.telemetry and self.monitor is None:
-            self.monitor = ffn_monitor(self.model, histograms=self.telemetry == "histograms")
+            from bert_helu.telemetry import monitor_model
+
+            self.monitor = monitor_model(self.model, collect_histograms=self.telemetry == "histograms")
         micro_batches = self.batches.step_batches(self.step, self.step * self.batch)
         masked = count_masked(micro_batches)
         train_step(self.accelerator, self.wrapped, self.optimizer, micro_batches, masked, self.grad_clip)
@@ -254,16 +254,6 @@ class OurLoop:
 
     def step_times(self, n: int) -> list[float]:
         return [_timed(self.run_step) for _ in range(n)]
-
-
-def ffn_monitor(model, histograms: bool):
-    """The hooks the loop's telemetry window puts on the encoder (with HeLU's band, if HeLU)."""
-    from bert_helu.modeling import ffn_activation_sites
-    from bert_helu.telemetry import FFNMonitor
-
-    owner, attr = ffn_activation_sites(model)[0]
-    alpha = getattr(getattr(owner, attr), "alpha", None)
-    return FFNMonitor(encoder_of(model), collect_histograms=histograms, band_alpha=alpha)
 
 
 class DenseMLM(torch.nn.Module):
@@ -367,7 +357,7 @@ def median_steps(system, args) -> float:
 
 def model_of(section: dict, activation: str, tokenizer):
     """The config of a fresh model, as pretrain/train.py makes it."""
-    return model_config(section, activation, len(tokenizer), special_ids(tokenizer))
+    return model_config(section, activation, len(tokenizer), special_token_ids(tokenizer))
 
 
 def build_systems(corpus, recipe, args, sections, precision) -> dict[tuple[str, str], object]:
@@ -776,12 +766,6 @@ def markdown(results: dict) -> str:
 # ---------------------------------------------------------------------------------- main
 
 
-def load_recipe(path: str):
-    recipe = load_config(PRETRAIN_DEFAULTS, path)
-    check_values(recipe)
-    return recipe
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -819,6 +803,7 @@ def parse_args(argv=None):
     parser.add_argument("--markdown", default="docs/bench_pretrain.md", help="the page: tables and readings")
     args = parser.parse_args(argv)
     recipe = load_recipe(args.config)
+    check_recipe(recipe)
     args.batch = args.batch or recipe.train.micro_batch_size
     args.seq_len = args.seq_len or recipe.data.seq_len
     args.threads = recipe.train.cpu_threads if args.threads is None else args.threads

@@ -382,6 +382,7 @@ def test_fp16_overflow_skips_are_counted_and_k_in_a_row_abort():
 
     from bert_helu.modeling import bert_config, build_mlm_model
     from bert_helu.pretraining import BadStepGuard, SparseMLM, make_optimizer, train_step
+    from bert_helu.run_state import RunState
 
     torch.manual_seed(0)
     model = build_mlm_model(bert_config(TINY_BERT, "relu", vocab_size=60))
@@ -392,8 +393,8 @@ def test_fp16_overflow_skips_are_counted_and_k_in_a_row_abort():
     ids = torch.randint(5, 60, (2, 16))
     labels = torch.where(torch.rand(2, 16) < 0.5, ids, torch.full_like(ids, -100))
     batch, masked = [(ids, labels, None)], int((labels != -100).sum())
-    counters = {"skipped_steps": 0}
-    guard = BadStepGuard(10, 3, counters, accelerator.scaler.get_scale)
+    state = RunState(identity={})
+    guard = BadStepGuard(10, 3, accelerator.scaler.get_scale)
     weights = model.bert.embeddings.word_embeddings.weight
 
     def step(overflow: bool):
@@ -403,20 +404,24 @@ def test_fp16_overflow_skips_are_counted_and_k_in_a_row_abort():
             hook.remove()
         return result
 
+    def record(result, at_step: int):
+        state.step = at_step
+        guard.record(result, state, print)
+
     for n in range(2):
         result = step(overflow=True)
         assert result.overflow and not result.finite
-        guard.record(result, n, print)
+        record(result, n)
     result = step(overflow=False)
     assert result.finite and not result.overflow
-    guard.record(result, 2, print)  # a good step: the count in a row starts again
+    record(result, 2)  # a good step: the count in a row starts again
     for n in range(3, 5):
-        guard.record(step(overflow=True), n, print)
+        record(step(overflow=True), n)
     with pytest.raises(
         UserError, match=r"3 fp16 steps in a row overflowed \(loss scale now 2048\), the last at step 5"
     ):
-        guard.record(step(overflow=True), 5, print)
-    assert counters == {"skipped_steps": 0, "overflow_steps": 5}
+        record(step(overflow=True), 5)
+    assert (state.skipped_steps, state.overflow_steps) == (0, 5)
 
 
 # ------------------------------------------------------------------------------- streaming

@@ -3,16 +3,28 @@ import math
 import pytest
 
 from bert_helu.errors import UserError
+from bert_helu.recipe import PRETRAIN_DEFAULTS
 from bert_helu.schedules import SCHEDULES, Schedule
+
+RECIPE_KEYS = {"name": "scheduler", "warmup": "warmup_fraction", "min_ratio": "min_lr_ratio"}
+RECIPE_KEYS["progress"] = "schedule_progress"
+
+
+def schedule(name=None, **changes) -> Schedule:
+    """The recipe's default schedule with some settings changed (by their Schedule names)."""
+    if name is not None:
+        changes["name"] = name
+    train = {**PRETRAIN_DEFAULTS["train"], **{RECIPE_KEYS[k]: v for k, v in changes.items()}}
+    return Schedule.from_recipe(train)
 
 
 def test_one_cycle_is_cramming_triangle_peaking_at_half():
-    s = Schedule("one_cycle")
+    s = schedule("one_cycle")
     assert [s(p) for p in (0.0, 0.25, 0.5, 0.75, 1.0)] == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0])
 
 
 def test_linear_warmup_then_decay_to_zero():
-    s = Schedule("linear", warmup=0.1)
+    s = schedule("linear", warmup=0.1)
     assert s(0.05) == pytest.approx(0.5)
     assert s(0.1) == pytest.approx(1.0)
     assert s(0.55) == pytest.approx(0.5)
@@ -21,16 +33,16 @@ def test_linear_warmup_then_decay_to_zero():
 
 def test_triangle_and_cosine_end_at_the_floor():
     for name in ("triangle", "cosine"):
-        s = Schedule(name, warmup=0.2, min_ratio=0.1)
+        s = schedule(name, warmup=0.2, min_ratio=0.1)
         assert s(0.1) == pytest.approx(0.5)
         assert s(0.2) == pytest.approx(1.0)
         assert s(1.0) == pytest.approx(0.1)
-    assert Schedule("cosine", warmup=0.0)(0.5) == pytest.approx(0.5)
+    assert schedule("cosine", warmup=0.0)(0.5) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
 def test_every_schedule_stays_in_unit_interval_and_clamps_progress(name):
-    s = Schedule(name, warmup=0.05, min_ratio=0.0)
+    s = schedule(name, warmup=0.05, min_ratio=0.0)
     values = [s(i / 200) for i in range(201)]
     assert all(0.0 <= v <= 1.0 for v in values)
     assert max(values) == pytest.approx(1.0, abs=0.02)
@@ -38,12 +50,12 @@ def test_every_schedule_stays_in_unit_interval_and_clamps_progress(name):
 
 
 def test_progress_is_steps_or_elapsed_over_budget():
-    assert Schedule(progress="steps").progress_of(50, 200, elapsed=999.0, budget_s=1000.0) == 0.25
-    assert Schedule(progress="time").progress_of(50, 200, elapsed=250.0, budget_s=1000.0) == 0.25
+    assert schedule(progress="steps").progress_of(50, 200, elapsed=999.0, budget_s=1000.0) == 0.25
+    assert schedule(progress="time").progress_of(50, 200, elapsed=250.0, budget_s=1000.0) == 0.25
     with pytest.raises(UserError, match="budget_hours"):
-        Schedule(progress="time").progress_of(1, 100, 1.0, None)
+        schedule(progress="time").progress_of(1, 100, 1.0, None)
     with pytest.raises(UserError, match="max_steps"):
-        Schedule(progress="steps").progress_of(1, 0, 1.0, 10.0)
+        schedule(progress="steps").progress_of(1, 0, 1.0, 10.0)
 
 
 @pytest.mark.parametrize(
@@ -51,9 +63,9 @@ def test_progress_is_steps_or_elapsed_over_budget():
 )
 def test_bad_settings_are_user_errors(kwargs):
     with pytest.raises(UserError):
-        Schedule(**kwargs)
+        schedule(**kwargs)
 
 
 def test_cosine_midpoint_after_warmup():
-    s = Schedule("cosine", warmup=0.2)
+    s = schedule("cosine", warmup=0.2)
     assert s(0.6) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))

@@ -8,8 +8,9 @@ and MLM masking for the loop. ``bert_helu.data.glue`` (GLUE tasks) lives beside 
 
 from pathlib import Path
 
+from bert_helu.data.corpus import PreparedCorpus
 from bert_helu.data.defaults import DATA_DEFAULTS
-from bert_helu.data.prepare import PreparedCorpus, format_summary, prepare_corpus
+from bert_helu.data.prepare import format_summary, prepare_corpus
 
 # A small attributed slice of the real corpus (Wikipedia + Project Gutenberg), shipped for the
 # offline demo and tests; see its ATTRIBUTION.md.

@@ -9,6 +9,8 @@ Each source in ``sources`` is a free-form mapping, checked by ``bert_helu.data.s
 
 from __future__ import annotations
 
+from bert_helu.errors import UserError
+
 DATA_DEFAULTS: dict = {
     "sources": [
         {"type": "wikiextractor", "path": "../shared/data/wikipedia/*.txt.gz"},
@@ -57,3 +59,34 @@ DATA_KEY_HELP = {
     "corpora larger than memory or disk; with several loader workers, dedup is per worker)",
     "seed": "seed of the validation hold-out and of source upsampling",
 }
+
+
+def data_config(data_cfg) -> dict:
+    """``data_cfg`` (a recipe's ``data`` section, or some of its keys) completed with the defaults
+    and checked by ``check_data``."""
+    cfg = {**DATA_DEFAULTS, **dict(data_cfg or {})}
+    unknown = sorted(set(cfg) - set(DATA_DEFAULTS))
+    if unknown:
+        raise UserError(f"unknown data option(s) {unknown} (known: {sorted(DATA_DEFAULTS)})")
+    check_data(cfg)
+    return cfg
+
+
+def check_data(cfg: dict) -> None:
+    """The values of a complete ``data`` section that its types alone do not rule out."""
+    from bert_helu.data.cleaning import CleaningOptions
+
+    positive_ints = ("vocab_size", "seq_len", "num_proc", "batch_size", "max_validation_sequences")
+    for key in positive_ints:
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise UserError(f"data.{key} must be a positive integer, got {cfg[key]!r}")
+    if cfg["seq_len"] < 8:
+        raise UserError(f"data.seq_len must be at least 8, got {cfg['seq_len']}")
+    if not 0.0 <= cfg["validation_fraction"] < 1.0:
+        raise UserError(f"data.validation_fraction must be in [0, 1), got {cfg['validation_fraction']}")
+    if cfg["seed"] < 0:
+        raise UserError("data.seed must be >= 0")
+    mb = cfg["tokenizer_train_mb"]
+    if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int | float) or mb <= 0):
+        raise UserError(f"data.tokenizer_train_mb must be a positive number or null, got {mb!r}")
+    CleaningOptions.from_config(cfg)

@@ -19,7 +19,6 @@ then loads what it built. The cache directory is checked for room before a build
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -30,7 +29,8 @@ import numpy as np
 
 from bert_helu.atomic import atomic_dir, atomic_write_json, remove_leftovers
 from bert_helu.data.cleaning import CleaningOptions, is_validation, repeats
-from bert_helu.data.defaults import DATA_DEFAULTS
+from bert_helu.data.corpus import PreparedCorpus, check_sources_readable, fingerprint_of
+from bert_helu.data.defaults import data_config
 from bert_helu.data.documents import (
     ERROR_STATUS,
     STATUS_CODES,
@@ -40,50 +40,26 @@ from bert_helu.data.documents import (
     task_bytes,
     unwrap_user_error,
 )
-from bert_helu.data.sources import Source, check_readable, file_digest, load_hub_source, parse_sources
+from bert_helu.data.sources import Source, file_digest, load_hub_source, parse_sources
 from bert_helu.data.tokenizer import load_tokenizer, text_batches, tokenizer_digest, train_wordpiece
 from bert_helu.errors import UserError
 from bert_helu.locks import FileLock
 from bert_helu.storage import check_free_space, check_writable
 
-# Bump when a code change alters prepared data, so old caches are not reused.
-PIPELINE_VERSION = 4  # 4: no doubled special tokens where a piece met a document boundary
 SUMMARY_FILE = "summary.json"
 MB = 1e6
-
-
-@dataclass
-class PreparedCorpus:
-    """Packed sequences (column ``input_ids``, each ``seq_len`` ints) and the tokenizer that made them."""
-
-    train: object  # datasets.Dataset (IterableDataset when streaming)
-    validation: object  # datasets.Dataset
-    tokenizer_dir: Path
-    summary: dict
-    fingerprint: str
-    loaded_tokenizer: object = None
-
-    @property
-    def tokenizer(self):
-        """The ``transformers.PreTrainedTokenizerFast``, loaded on first use: importing transformers'
-        tokenizers pulls in torch (~3 s), which a cache check (``--prepare-only``) does not need."""
-        if self.loaded_tokenizer is None:
-            self.loaded_tokenizer = load_tokenizer(self.tokenizer_dir)
-        return self.loaded_tokenizer
 
 
 def prepare_corpus(data_cfg) -> PreparedCorpus:
     """Build (or load from cache) the pretraining corpus described by the recipe's ``data`` section."""
     start = time.perf_counter()
-    cfg = checked_config(data_cfg)
+    cfg = data_config(data_cfg)
     sources = parse_sources(cfg["sources"])
+    check_sources_readable(sources)
     if cfg["streaming"]:
         from bert_helu.data.streaming import prepare_streaming
 
         return prepare_streaming(cfg, sources, start)
-    for source in sources:
-        for path in source.files:
-            check_readable(path, source.type)
     hub = {s.index: load_hub_source(s, streaming=False) for s in sources if s.type == "hub"}
     fingerprint = corpus_fingerprint(cfg, sources, hub)
     cache_dir = Path(cfg["cache_dir"])
@@ -111,26 +87,6 @@ def prepare_corpus(data_cfg) -> PreparedCorpus:
     return load_prepared(final, start, cache_hit=False)
 
 
-def checked_config(data_cfg) -> dict:
-    cfg = {**DATA_DEFAULTS, **dict(data_cfg or {})}
-    unknown = sorted(set(cfg) - set(DATA_DEFAULTS))
-    if unknown:
-        raise UserError(f"unknown data option(s) {unknown} (known: {sorted(DATA_DEFAULTS)})")
-    positive_ints = ("vocab_size", "seq_len", "num_proc", "batch_size", "max_validation_sequences")
-    for key in positive_ints:
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise UserError(f"data.{key} must be a positive integer, got {cfg[key]!r}")
-    if cfg["seq_len"] < 8:
-        raise UserError(f"data.seq_len must be at least 8, got {cfg['seq_len']}")
-    if not 0.0 <= cfg["validation_fraction"] < 1.0:
-        raise UserError(f"data.validation_fraction must be in [0, 1), got {cfg['validation_fraction']}")
-    mb = cfg["tokenizer_train_mb"]
-    if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int | float) or mb <= 0):
-        raise UserError(f"data.tokenizer_train_mb must be a positive number or null, got {mb!r}")
-    CleaningOptions.from_config(cfg)
-    return cfg
-
-
 def corpus_fingerprint(cfg: dict, sources: list[Source], hub: dict) -> str:
     """Hash of everything that determines the prepared data: file contents, not their paths."""
     described = []
@@ -148,13 +104,12 @@ def corpus_fingerprint(cfg: dict, sources: list[Source], hub: dict) -> str:
     )
     keys = ("seq_len", "validation_fraction", "max_validation_sequences", "num_proc", "batch_size", "seed")
     identity = {
-        "version": PIPELINE_VERSION,
         "sources": described,
         "cleaning": asdict(CleaningOptions.from_config(cfg)),
         "tokenizer": tokenizer,
         **{k: cfg[k] for k in keys},
     }
-    return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=8).hexdigest()
+    return fingerprint_of(identity)
 
 
 def load_prepared(directory: Path, start: float, cache_hit: bool) -> PreparedCorpus:
@@ -181,96 +136,25 @@ def _num_proc(configured: int, n_bytes: float, n_units: int) -> int | None:
 
 
 def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: Path) -> dict:
-    from datasets import Dataset, Features, Value
-
     timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 2)
-        clock = now
-
+    lap = _stopwatch(timings)
     work = out / "work"  # intermediate arrow files; removed before the directory is published
-    options = CleaningOptions.from_config(cfg)
-    tasks = read_tasks(sources, hub, shards_per_hub_source=cfg["num_proc"])
-    read_procs = _num_proc(cfg["num_proc"], sum(map(task_bytes, tasks)), len(tasks))
-    tasks = balance_tasks(tasks, read_procs or 1)
-    features = Features(
-        {
-            "text": Value("string"),
-            "source": Value("int32"),
-            "hash": Value("int64"),
-            "status": Value("int8"),
-            "raw_bytes": Value("int64"),
-        }
-    )
-    try:
-        documents = Dataset.from_generator(
-            generate_documents,
-            features=features,
-            gen_kwargs={"tasks": tasks, "options": options},
-            cache_dir=str(work),
-            num_proc=read_procs,
-        )
-    except ValueError as err:  # datasets cannot make a split of zero rows ("... corresponds to no data")
-        if "no data" not in str(err):
-            raise
-        _check_every_source_read(sources, np.zeros(len(sources), dtype=np.int64))
-        raise
+    documents = _read_documents(cfg, sources, hub, work)
     lap("read_clean")
 
     columns = documents.with_format("numpy", columns=["source", "hash", "status", "raw_bytes"])[:]
-    status, hashes, source_of = columns["status"], columns["hash"], columns["source"]
-    errors = np.flatnonzero(status == ERROR_STATUS)
-    if len(errors):
-        raise UserError(documents[int(errors[0])]["text"])
-    _check_every_source_read(sources, np.bincount(source_of, minlength=len(sources)))
-    kept = np.flatnonzero(status == STATUS_CODES["kept"])
-    if cfg["dedup"] and len(kept):
-        _, first = np.unique(hashes[kept], return_index=True)
-        unique = np.sort(kept[first])
-    else:
-        unique = kept
-    held_out = is_validation(hashes[unique], cfg["validation_fraction"], cfg["seed"])
-    validation_docs, train_docs = unique[held_out], unique[~held_out]
-    weights = np.array([s.weight for s in sources])[source_of[train_docs]]
-    train_weighted = _weighted(train_docs, hashes[train_docs], weights, cfg["seed"])
-    summary = _document_counts(sources, columns, kept, unique, train_docs, len(validation_docs))
-    summary["train_documents_weighted"] = int(len(train_weighted))
-    if len(train_weighted) == 0:
-        raise UserError(_empty_corpus_message(sources, summary, cfg))
+    split, summary = _dedup_and_split(documents, columns, cfg, sources)
     lap("dedup_split")
 
-    if cfg["tokenizer"]:
-        tokenizer = load_tokenizer(cfg["tokenizer"])
-    else:
-        training_text = documents.select(train_docs).select_columns(["text"])
-        max_bytes = None if cfg["tokenizer_train_mb"] is None else int(cfg["tokenizer_train_mb"] * MB)
-        tokenizer = train_wordpiece(
-            text_batches(training_text, max_bytes=max_bytes),
-            vocab_size=cfg["vocab_size"],
-            lowercase=cfg["lowercase"],
-            length=-(-len(train_docs) // 1000),
-        )
+    tokenizer = _tokenizer(cfg, documents, split.train)
     tokenizer.save_pretrained(str(out / "tokenizer"))
     lap("tokenizer")
 
-    raw_bytes = columns["raw_bytes"]
     train, train_tokens = _tokenize_and_pack(
-        documents.select(train_weighted),
-        raw_bytes[train_weighted].sum(),
-        tokenizer,
-        cfg,
-        f"{fingerprint}-train",
+        documents, split.weighted, columns["raw_bytes"], tokenizer, cfg, f"{fingerprint}-train"
     )
     validation, validation_tokens = _tokenize_and_pack(
-        documents.select(validation_docs),
-        raw_bytes[validation_docs].sum(),
-        tokenizer,
-        cfg,
-        f"{fingerprint}-validation",
+        documents, split.validation, columns["raw_bytes"], tokenizer, cfg, f"{fingerprint}-validation"
     )
     if len(validation) > cfg["max_validation_sequences"]:
         validation = validation.select(range(cfg["max_validation_sequences"]))
@@ -303,6 +187,95 @@ def _build(cfg: dict, sources: list[Source], hub: dict, fingerprint: str, out: P
     return summary
 
 
+def _stopwatch(timings: dict[str, float]):
+    """``lap(name)`` records the seconds since the previous lap under ``name``."""
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
+    return lap
+
+
+_DOCUMENT_COLUMNS = {
+    "text": "string",
+    "source": "int32",
+    "hash": "int64",
+    "status": "int8",
+    "raw_bytes": "int64",
+}
+
+
+def _read_documents(cfg: dict, sources: list[Source], hub: dict, work: Path):
+    """Step 1: every source's documents, cleaned, with their status (kept, empty, too short)."""
+    from datasets import Dataset, Features, Value
+
+    tasks = read_tasks(sources, hub, shards_per_hub_source=cfg["num_proc"])
+    read_procs = _num_proc(cfg["num_proc"], sum(map(task_bytes, tasks)), len(tasks))
+    options = CleaningOptions.from_config(cfg)
+    try:
+        return Dataset.from_generator(
+            generate_documents,
+            features=Features({name: Value(kind) for name, kind in _DOCUMENT_COLUMNS.items()}),
+            gen_kwargs={"tasks": balance_tasks(tasks, read_procs or 1), "options": options},
+            cache_dir=str(work),
+            num_proc=read_procs,
+        )
+    except ValueError as err:  # datasets cannot make a split of zero rows ("... corresponds to no data")
+        if "no data" not in str(err):
+            raise
+        _check_every_source_read(sources, np.zeros(len(sources), dtype=np.int64))
+        raise
+
+
+@dataclass
+class _Split:
+    train: np.ndarray  # document indices, each once
+    weighted: np.ndarray  # the training indices with source weights applied (repeated)
+    validation: np.ndarray
+
+
+def _dedup_and_split(documents, columns: dict, cfg: dict, sources: list[Source]) -> tuple[_Split, dict]:
+    """Step 2: exact dedup, the validation hold-out, then source weights; and the document counts."""
+    status, hashes, source_of = columns["status"], columns["hash"], columns["source"]
+    errors = np.flatnonzero(status == ERROR_STATUS)
+    if len(errors):
+        raise UserError(documents[int(errors[0])]["text"])
+    _check_every_source_read(sources, np.bincount(source_of, minlength=len(sources)))
+    kept = np.flatnonzero(status == STATUS_CODES["kept"])
+    if cfg["dedup"] and len(kept):
+        _, first = np.unique(hashes[kept], return_index=True)
+        unique = np.sort(kept[first])
+    else:
+        unique = kept
+    held_out = is_validation(hashes[unique], cfg["validation_fraction"], cfg["seed"])
+    validation, train = unique[held_out], unique[~held_out]
+    weights = np.array([s.weight for s in sources])[source_of[train]]
+    weighted = _weighted(train, hashes[train], weights, cfg["seed"])
+    summary = _document_counts(sources, columns, kept, unique, train, len(validation))
+    summary["train_documents_weighted"] = int(len(weighted))
+    if len(weighted) == 0:
+        raise UserError(_empty_corpus_message(sources, summary, cfg))
+    return _Split(train, weighted, validation), summary
+
+
+def _tokenizer(cfg: dict, documents, train: np.ndarray):
+    """Step 3: the configured tokenizer, or WordPiece trained on the training documents."""
+    if cfg["tokenizer"]:
+        return load_tokenizer(cfg["tokenizer"])
+    training_text = documents.select(train).select_columns(["text"])
+    max_bytes = None if cfg["tokenizer_train_mb"] is None else int(cfg["tokenizer_train_mb"] * MB)
+    return train_wordpiece(
+        text_batches(training_text, max_bytes=max_bytes),
+        vocab_size=cfg["vocab_size"],
+        lowercase=cfg["lowercase"],
+        length=-(-len(train) // 1000),
+    )
+
+
 def _rows(path: Path) -> int:
     from datasets import load_from_disk
 
@@ -319,16 +292,17 @@ def _weighted(indices: np.ndarray, hashes: np.ndarray, weights: np.ndarray, seed
     return np.repeat(indices, counts)
 
 
-def _tokenize_and_pack(documents, n_bytes: float, tokenizer, cfg: dict, fingerprint: str):
-    """Packed sequences of ``documents`` (in order) and the number of WordPiece tokens they had."""
+def _tokenize_and_pack(documents, indices: np.ndarray, raw_bytes: np.ndarray, tokenizer, cfg, name: str):
+    """Step 4: packed sequences of ``documents[indices]`` (in order) and the WordPiece tokens they had."""
     import pyarrow.compute as pc
     from datasets import Dataset
 
     from bert_helu.data.packing import TOKENS_FEATURES, pack_batch, sequence_features, tokenize_batch
 
-    if len(documents) == 0:  # e.g. no document fell in the validation share
+    if len(indices) == 0:  # e.g. no document fell in the validation share
         return Dataset.from_dict({"input_ids": []}, features=sequence_features(cfg["seq_len"])), 0
-    num_proc = _num_proc(cfg["num_proc"], n_bytes, -(-len(documents) // cfg["batch_size"]))
+    documents = documents.select(indices)
+    num_proc = _num_proc(cfg["num_proc"], raw_bytes[indices].sum(), -(-len(indices) // cfg["batch_size"]))
     tokens = documents.map(
         tokenize_batch,
         batched=True,
@@ -337,7 +311,7 @@ def _tokenize_and_pack(documents, n_bytes: float, tokenizer, cfg: dict, fingerpr
         remove_columns=documents.column_names,
         features=TOKENS_FEATURES,
         num_proc=num_proc,
-        new_fingerprint=f"{fingerprint}-tokens",
+        new_fingerprint=f"{name}-tokens",
         desc="tokenize",
     )
     n_tokens = int(pc.sum(pc.list_value_length(tokens.data.column("ids"))).as_py() or 0)
@@ -354,7 +328,7 @@ def _tokenize_and_pack(documents, n_bytes: float, tokenizer, cfg: dict, fingerpr
         remove_columns=["ids"],
         features=sequence_features(cfg["seq_len"]),
         num_proc=num_proc,
-        new_fingerprint=f"{fingerprint}-packed",
+        new_fingerprint=f"{name}-packed",
         desc="pack",
     )
     return sequences.with_format(None), n_tokens

@@ -16,9 +16,7 @@ Dedup is per iterator: a ``DataLoader`` with several workers dedups within each 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +25,9 @@ import numpy as np
 
 from bert_helu.atomic import atomic_dir
 from bert_helu.data.cleaning import CleaningOptions, is_validation, repeats
+from bert_helu.data.corpus import PreparedCorpus, fingerprint_of
 from bert_helu.data.documents import STATUS_CODES, read_tasks, task_documents
-from bert_helu.data.sources import Source, check_readable, load_hub_source
+from bert_helu.data.sources import Source, load_hub_source
 from bert_helu.data.tokenizer import load_tokenizer, tokenizer_digest, train_wordpiece
 
 DEFAULT_TOKENIZER_TRAIN_MB = 256
@@ -60,12 +59,8 @@ def prepare_streaming(cfg: dict, sources: list[Source], start: float):
     from datasets import Dataset, Features, IterableDataset, Value
 
     from bert_helu.data.packing import sequence_features, tokenize_and_pack_batch
-    from bert_helu.data.prepare import PreparedCorpus
 
     options = CleaningOptions.from_config(cfg)
-    for source in sources:
-        for path in source.files:
-            check_readable(path, source.type)
     hub = {s.index: load_hub_source(s, streaming=True) for s in sources if s.type == "hub"}
     tasks = read_tasks(sources, hub, shards_per_hub_source=1)
     fingerprint = _stream_fingerprint(cfg, sources, options)
@@ -181,4 +176,4 @@ def _stream_fingerprint(cfg: dict, sources: list[Source], options: CleaningOptio
         "seed": cfg["seed"],
         "validation_fraction": cfg["validation_fraction"],
     }
-    return hashlib.blake2b(json.dumps(identity, sort_keys=True).encode(), digest_size=8).hexdigest()
+    return fingerprint_of(identity)
