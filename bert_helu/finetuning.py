@@ -27,7 +27,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedModel
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from bert_helu.data.glue import GlueSplits, GlueTask
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 from bert_helu.metrics import compute_metrics
 from bert_helu.modeling import activation_of, load_model, save_model
 from bert_helu.predictions import from_eval
@@ -96,9 +96,8 @@ def load_tokenizer(checkpoint: Path, override: str | None):
     try:
         return AutoTokenizer.from_pretrained(str(source))
     except Exception as err:  # transformers raises OSError, ValueError, ... for a dir without one
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"{source}: no usable tokenizer ({first}); pass tokenizer=<dir> to use another"
+            f"{source}: no usable tokenizer ({first_line(err, 160)}); pass tokenizer=<dir> to use another"
         ) from None
 
 

@@ -45,7 +45,7 @@ from transformers import (
 
 from bert_helu.activations import build_activation, parse_spec
 from bert_helu.atomic import atomic_dir
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 from bert_helu.recipe import ARCHITECTURES
 
 SPEC_KEY = "bert_helu_activation"
@@ -272,8 +272,7 @@ def load_model(path: str | os.PathLike, task: str = "mlm", **kwargs) -> PreTrain
     try:
         model = auto.from_pretrained(path, config=config, use_safetensors=True)
     except Exception as err:  # safetensors, torch and transformers each raise their own types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: cannot load model weights ({first})") from None
+        raise UserError(f"{path}: cannot load model weights ({first_line(err)})") from None
     spec = activation_of(config)
     if spec and getattr(config, SPEC_KEY, None):
         set_activation(model, spec)

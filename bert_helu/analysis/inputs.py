@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 from bert_helu.modeling import SPEC_KEY, activation_of, ffn_activation_sites, load_config, set_activation
 
 # GLUE folder -> the dev TSV's text columns, used only when bert_helu.data.glue is not importable.
@@ -46,8 +46,7 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, object]:
     try:
         model = AutoModel.from_pretrained(path, config=config, use_safetensors=True)
     except Exception as err:  # transformers/safetensors raise many types; the first line says enough
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: cannot load model weights ({first})") from None
+        raise UserError(f"{path}: cannot load model weights ({first_line(err)})") from None
     if getattr(config, SPEC_KEY, None):
         set_activation(model, getattr(config, SPEC_KEY))  # the project activation (forward identical)
     if not ffn_activation_sites(model):

@@ -28,7 +28,7 @@ from pathlib import Path
 from bert_helu.atomic import atomic_write_json
 from bert_helu.data.glue import HUB_DATASET, TASKS, GlueTask
 from bert_helu.data.glue_test import SUBMISSION_FILES
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 
 WIKIPEDIA = "wikimedia/wikipedia"
 BOOKCORPUS = "bookcorpus/bookcorpus"
@@ -328,9 +328,9 @@ def require_hub(datasets: list[str], timeout: float = 5.0) -> None:
     try:
         HfApi().dataset_info(datasets[0], timeout=timeout)
     except Exception as err:  # DNS, refused connection, timeout, proxy, or an HTTP error from the hub
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({first}); needed: {needed}"
+            f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({first_line(err, 160)}); "
+            f"needed: {needed}"
         ) from None
 
 

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
@@ -62,8 +62,9 @@ def load_tokenizer(directory: str | Path):
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except Exception as err:  # transformers raises OSError, ValueError, json errors, ...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{directory}: not a tokenizer transformers can load ({first[:200]})") from None
+        raise UserError(
+            f"{directory}: not a tokenizer transformers can load ({first_line(err, 200)})"
+        ) from None
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
         raise UserError(
             f"{directory}: needs a fast tokenizer (tokenizer.json), got {type(tokenizer).__name__}"
