@@ -7,12 +7,10 @@ from (scripts/bench_finetune.py). Accelerate handles devices, processes and bf16
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from bert_helu.metrics import compute_metrics
 from bert_helu.modeling import activation_of, load_model, save_model
 from bert_helu.predictions import from_eval
 from bert_helu.pretraining import decay_groups
+from bert_helu.quantization import quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -182,14 +181,6 @@ def evaluate(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=
         if keep is not None:
             keep[name] = (preds, labels)
     return out
-
-
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """Post-training dynamic INT8 of every nn.Linear (weights int8, activations quantised per batch)."""
-    fp32 = copy.deepcopy(model).float().cpu().eval()  # dynamic quantised kernels are CPU-only
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices, once per model
-        return torch.ao.quantization.quantize_dynamic(fp32, {nn.Linear}, dtype=torch.qint8)
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
