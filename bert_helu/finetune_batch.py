@@ -34,7 +34,6 @@ from bert_helu.data.glue_test import (
 from bert_helu.errors import UserError
 from bert_helu.finetune_inputs import (
     check_checkpoint,
-    check_checkpoint_name,
     check_glue_dir,
     check_recipe,
     check_splits,
@@ -45,6 +44,7 @@ from bert_helu.finetune_tracking import RunTracker
 from bert_helu.finetuning import TRAIN_DEFAULTS, TRAIN_KEY_HELP, RunSettings, finetune
 from bert_helu.glue_submission import PREDICTIONS_DIR, predict_in_order
 from bert_helu.identity import checkpoint_digest, finetune_identity
+from bert_helu.named_checkpoints import NamedCheckpoint
 from bert_helu.precision import resolve_mixed_precision
 from bert_helu.predictions import FILE_NAME as PREDICTIONS_FILE
 from bert_helu.predictions import write_predictions
@@ -101,19 +101,10 @@ FINETUNE_KEY_HELP = {
     "logging.log_every_steps": "log the training loss and learning rate every this many steps",
 }
 
-# Folder names that say nothing about which run made a checkpoint: use the parent's name instead.
-_ANONYMOUS_DIRS = {"final", "model", "checkpoint", "best", "last"}
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    name: str
-    path: Path
-
 
 @dataclass(frozen=True)
 class Run:
-    checkpoint: Checkpoint
+    checkpoint: NamedCheckpoint
     task: GlueTask
     seed: int
 
@@ -143,21 +134,6 @@ class BatchReport:
     finished: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
-
-
-def parse_checkpoints(items: list[str]) -> list[Checkpoint]:
-    """``path`` or ``name=path``; a run is named by its folder (``runs/helu/final`` -> ``helu``)."""
-    out: list[Checkpoint] = []
-    for item in items:
-        name, eq, raw = item.partition("=")
-        path = Path(raw if eq else item)
-        if not eq:
-            name = path.parent.name if path.name in _ANONYMOUS_DIRS and path.parent.name else path.name
-        check_checkpoint_name(name, item)
-        if any(c.name == name for c in out):
-            raise UserError(f"two checkpoints are both named {name!r}; write name=path for one of them")
-        out.append(Checkpoint(name, path))
-    return out
 
 
 def task_settings(cfg, task: GlueTask) -> tuple[RunSettings, list[int]]:
