@@ -13,11 +13,11 @@ resolved recipe, so a retrained checkpoint or a changed recipe is a new run, nev
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from bert_helu.errors import UserError
+from bert_helu.hashing import named_files_digest
 
 # Recipe keys a resumed run may change: none of them changes what the run computes.
 LOGISTICS = (
@@ -89,16 +89,10 @@ def checkpoint_digest(directory: str | Path) -> str:
     files = sorted(directory.glob("*.safetensors")) + [
         directory / name for name in _CHECKPOINT_FILES if (directory / name).is_file()
     ]
-    digest = hashlib.blake2b(digest_size=16)
     try:
-        for path in files:
-            digest.update(path.name.encode() + b"\0")
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 22):
-                    digest.update(chunk)
+        return named_files_digest(files)
     except OSError as err:
         raise UserError(f"{directory}: cannot read the checkpoint ({err.strerror or err})") from None
-    return digest.hexdigest()
 
 
 def differences(found, expected) -> list[str]:

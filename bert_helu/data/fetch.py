@@ -29,6 +29,7 @@ from bert_helu.atomic import atomic_write_json
 from bert_helu.data.glue import HUB_DATASET, TASKS, GlueTask
 from bert_helu.data.glue_test import SUBMISSION_FILES
 from bert_helu.errors import UserError, first_line
+from bert_helu.hashing import sha256_file
 
 WIKIPEDIA = "wikimedia/wikipedia"
 BOOKCORPUS = "bookcorpus/bookcorpus"
@@ -59,16 +60,8 @@ class Checksums:
         """The recorded sha256 of an existing file (computed once if it was never recorded)."""
         name = path.relative_to(self.root).as_posix()
         if name not in self.sums:
-            self.record(path, sha256_of(path))
+            self.record(path, sha256_file(path))
         return self.sums[name]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _atomic_bytes(path: Path, data: bytes) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import hashlib
 import io
 import json
 import math
@@ -21,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bert_helu import hashing
 from bert_helu.errors import UserError, first_line
 
 LOCAL_TYPES = ("text", "wikiextractor", "jsonl", "parquet")
@@ -164,14 +164,10 @@ def _hidden(relative: Path) -> bool:
 
 def file_digest(path: Path) -> str:
     """Content hash of a file as stored (so a changed corpus file changes the cache fingerprint)."""
-    digest = hashlib.blake2b(digest_size=16)
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+        return hashing.file_digest(path)
     except OSError as err:
         raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
