@@ -95,9 +95,9 @@ def check_glue_dir(glue_dir, tasks: list[GlueTask]) -> tuple[list[GlueTask], lis
 
 def check_checkpoint(path: Path, max_lengths: dict[str, int]) -> None:
     """A model checkpoint (a config.json object, safetensors weights) long enough for the recipe."""
-    from bert_helu.modeling import load_config
+    from bert_helu.modeling import load_model_config
 
-    config = load_config(path)  # a UserError for a missing, unreadable or non-object config.json
+    config = load_model_config(path)  # a UserError for a missing, unreadable or non-object config.json
     if not list(Path(path).glob("*.safetensors")):
         raise UserError(f"{path}: no *.safetensors weights (bert_helu never loads pickled .bin files)")
     positions = getattr(config, "max_position_embeddings", None)

@@ -90,7 +90,7 @@ class RunOutcome:
 # ----------------------------------------------------------------------------------- data
 
 
-def load_tokenizer(checkpoint: Path, override: str | None):
+def checkpoint_tokenizer(checkpoint: Path, override: str | None):
     source = override or checkpoint
     try:
         return AutoTokenizer.from_pretrained(str(source))
@@ -172,7 +172,7 @@ def predict(model: nn.Module, loader: DataLoader, regression: bool, accelerator:
     return torch.cat(preds).numpy(), torch.cat(labels).numpy()
 
 
-def evaluate(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=None, keep=None):
+def dev_metrics(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=None, keep=None):
     """{split: metrics}; ``keep``, a dict, also receives {split: (predictions, labels)}."""
     out = {}
     for name, loader in loaders.items():
@@ -224,7 +224,7 @@ def finetune(
     cfg = settings.train
     set_seed(seed)  # before the head is initialised: the seed decides head weights and data order
     model = load_for_task(checkpoint, task, init_dir)
-    tokenizer = load_tokenizer(checkpoint, settings.tokenizer)
+    tokenizer = checkpoint_tokenizer(checkpoint, settings.tokenizer)
     activation = activation_of(model)
 
     train_ds = tokenize(subset(data.train, cfg["max_train_examples"]), tokenizer, cfg["max_length"])
@@ -271,7 +271,9 @@ def finetune(
             if tracker:
                 tracker.step(loss.item(), scheduler.get_last_lr()[0])
         train_seconds += time.perf_counter() - start
-        history.append({"epoch": epoch, "metrics": evaluate(model, eval_dls, task, accelerator, last_preds)})
+        history.append(
+            {"epoch": epoch, "metrics": dev_metrics(model, eval_dls, task, accelerator, last_preds)}
+        )
         if tracker:
             tracker.epoch(epoch, history[-1]["metrics"])
         log.info("%s %s seed %d epoch %d: %s", checkpoint, task.name, seed, epoch, history[-1]["metrics"])
@@ -282,7 +284,7 @@ def finetune(
     if settings.int8:
         qmodel = quantize_int8(unwrapped)
         plain = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in eval_ds.items()}
-        int8 = evaluate(qmodel, plain, task, keep=int8_preds)
+        int8 = dev_metrics(qmodel, plain, task, keep=int8_preds)
         del qmodel
 
     main = accelerator.is_main_process

@@ -236,7 +236,8 @@ def ffn_blocks(model: nn.Module) -> list[tuple[nn.Module, nn.Module, str]]:
     return blocks
 
 
-def load_config(path: str | os.PathLike) -> PretrainedConfig:
+def load_model_config(path: str | os.PathLike) -> PretrainedConfig:
+    """The ``PretrainedConfig`` of a checkpoint (a UserError when there is no usable config.json)."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: not a model checkpoint (no config.json)")
@@ -262,7 +263,7 @@ def load_model(path: str | os.PathLike, task: str = "mlm", **kwargs) -> PreTrain
     or classification head (e.g. a sentence-embedding BERT) gets a freshly initialised one.
     """
     path = Path(path)
-    config = load_config(path)
+    config = load_model_config(path)
     for key, value in kwargs.items():
         setattr(config, key, value)
     auto = {"mlm": AutoModelForMaskedLM, "classification": AutoModelForSequenceClassification}[task]

@@ -9,7 +9,13 @@ from pathlib import Path
 from torch import nn
 
 from bert_helu.errors import UserError, first_line
-from bert_helu.modeling import SPEC_KEY, activation_of, ffn_activation_sites, load_config, set_activation
+from bert_helu.modeling import (
+    SPEC_KEY,
+    activation_of,
+    ffn_activation_sites,
+    load_model_config,
+    set_activation,
+)
 
 
 def quiet_transformers() -> None:
@@ -29,7 +35,7 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, object]:
     from transformers import AutoModel, AutoTokenizer
 
     path = Path(path)
-    config = load_config(path)  # UserError when there is no usable config.json
+    config = load_model_config(path)  # UserError when there is no usable config.json
     if not list(path.glob("*.safetensors")):
         raise UserError(f"{path}: no *.safetensors weights")
     try:
