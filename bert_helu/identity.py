@@ -63,8 +63,11 @@ def pretrain_identity(cfg, activation: str, precision: str, corpus_fingerprint: 
     return recipe
 
 
-def finetune_identity(checkpoint_digest: str, task: str, seed: int, settings, tokenizer, precision) -> dict:
-    """The identity of one fine-tuning run (``settings``: bert_helu.finetuning.RunSettings)."""
+def finetune_identity(
+    checkpoint_digest: str, task: str, seed: int, settings, init_from: str | None, tokenizer, precision
+) -> dict:
+    """The identity of one fine-tuning run (``settings``: bert_helu.finetuning.RunSettings; ``init_from``:
+    the task whose fine-tuned model it starts from)."""
     return json.loads(
         json.dumps(
             {
@@ -73,7 +76,7 @@ def finetune_identity(checkpoint_digest: str, task: str, seed: int, settings, to
                 "seed": seed,
                 "train": settings.train,
                 "int8": settings.int8,
-                "init_from": settings.init_from,
+                "init_from": init_from,
                 "tokenizer": tokenizer,
                 "mixed_precision": precision,
             }

@@ -10,7 +10,8 @@ from pathlib import Path
 from bert_helu.config import load_config, recipe_yaml
 from bert_helu.data.glue import TASKS, resolve_tasks
 from bert_helu.errors import cli_entry
-from bert_helu.finetune_batch import DEFAULTS, run_batch, validate_recipe
+from bert_helu.finetune_batch import run_batch
+from bert_helu.finetune_recipe import DEFAULTS, validate_recipe
 from bert_helu.glue_submission import describe, write_submission
 from bert_helu.named_checkpoints import parse_checkpoints
 from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
