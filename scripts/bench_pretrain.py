@@ -13,7 +13,8 @@ an MLM head of realistic size); an optimizer step is one batch of ``--batch`` x 
 (AVX512-BF16 or AMX), fp32 elsewhere.
 
 1. Systems, per architecture, their steps alternated so that load from other jobs hits all alike:
-   - ours: the step of pretrain/train.py (MLM head on the masked tokens only, fused AdamW, clipping);
+   - ours: the training step of ``python -m pretrain``, from bert_helu.pretraining (``SparseMLM``: the
+     MLM head on the masked tokens only; ``make_optimizer``: fused AdamW; ``train_step``: clipping);
    - ours, dense head: the same loop predicting every position (what the sparse head is worth);
    - Trainer: ``transformers.Trainer`` + ``DataCollatorForLanguageModeling``, the same model class and
      recipe, in the same precision (``bf16=True`` when bf16);
@@ -108,7 +109,7 @@ def bench_corpus(recipe, seq_len: int):
 
 
 def special_ids(tokenizer) -> dict:
-    """The token ids a fresh model needs, as pretrain/train.py passes them."""
+    """The token ids a fresh model needs, as ``python -m pretrain`` gives them."""
     ids = ("pad_token_id", "cls_token_id", "sep_token_id")
     return {name: getattr(tokenizer, name) for name in ids}
 
@@ -215,7 +216,8 @@ def reset_accelerate_state() -> None:
 
 
 class OurLoop:
-    """The step of pretrain/train.py (schedule, logging, evaluation and checkpoints left out)."""
+    """The training step of ``python -m pretrain`` (bert_helu.pretraining) with the recipe's optimizer,
+    masking, clipping and seed; its schedule, logging, evaluation and checkpoints left out."""
 
     def __init__(self, config, corpus, recipe, batch, precision, head="sparse", telemetry=None):
         from accelerate import Accelerator
@@ -239,12 +241,12 @@ class OurLoop:
         self.masked_per_step: list[int] = []
 
     def run_step(self) -> None:
-        from bert_helu.pretraining import count_masked, train_step
+        from bert_helu.pretraining import train_step
 
         if self.telemetry and self.monitor is None:
             self.monitor = ffn_monitor(self.model, histograms=self.telemetry == "histograms")
         micro_batches = self.batches.step_batches(self.step, self.step * self.batch)
-        masked = count_masked(micro_batches)
+        masked = int(sum((labels != -100).sum() for _, labels, _ in micro_batches))  # the loss's divisor
         train_step(self.accelerator, self.wrapped, self.optimizer, micro_batches, masked, self.grad_clip)
         if self.monitor is not None:
             self.monitor.summary()  # a window of one step: the worst case (sync + copy every step)
@@ -366,7 +368,7 @@ def median_steps(system, args) -> float:
 
 
 def model_of(section: dict, activation: str, tokenizer):
-    """The config of a fresh model, as pretrain/train.py makes it."""
+    """The config of a fresh model, as ``python -m pretrain`` makes it."""
     return model_config(section, activation, len(tokenizer), special_ids(tokenizer))
 
 
