@@ -26,7 +26,7 @@ import safetensors.torch
 import torch
 
 from bert_helu.atomic import atomic_dir, atomic_write_json
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -102,7 +102,7 @@ class Checkpoint:
             )
         except Exception as err:
             raise CorruptCheckpoint(
-                f"{self.path}: corrupt checkpoint, cannot load model weights ({_first(err)})"
+                f"{self.path}: corrupt checkpoint, cannot load model weights ({first_line(err)})"
             ) from None
         if missing or unexpected:
             raise CorruptCheckpoint(
@@ -159,9 +159,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
     except CorruptCheckpoint as err:
         raise CorruptCheckpoint(f"{path}: {err}") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise CorruptCheckpoint(f"{path}: corrupt checkpoint ({_first(err)})") from None
+        raise CorruptCheckpoint(f"{path}: corrupt checkpoint ({first_line(err)})") from None
     except Exception as err:  # safetensors raises its own SafetensorError
-        raise CorruptCheckpoint(f"{path}: corrupt checkpoint ({_first(err)})") from None
+        raise CorruptCheckpoint(f"{path}: corrupt checkpoint ({first_line(err)})") from None
     return Checkpoint(path, state, {"state": per_param, "param_groups": groups}, rng)
 
 
@@ -173,11 +173,6 @@ def _check_state(state) -> None:
             raise CorruptCheckpoint(f"corrupt checkpoint (state.json has no {key!r})")
         if not isinstance(state[key], kind) or isinstance(state[key], bool):
             raise CorruptCheckpoint(f"corrupt checkpoint (state.json: {key!r} is {state[key]!r})")
-
-
-def _first(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 # ------------------------------------------------------------------------------- directory

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -72,7 +72,7 @@ def load_config(defaults: dict, path: str | Path | None = None, overrides: list[
         try:
             loaded = read_yaml(path.read_text()) or {}
         except yaml.YAMLError as err:
-            raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+            raise UserError(f"{path}: not valid YAML ({first_line(err)})") from None
         if not isinstance(loaded, dict):
             raise UserError(f"{path}: a recipe must be a mapping of keys to values")
         _merge(cfg, loaded, str(path), open_mappings)

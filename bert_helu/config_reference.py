@@ -1,6 +1,6 @@
 """docs/config.md, generated from the code: every recipe key with its default, type and meaning.
 
-The defaults are the programs' own (``PRETRAIN_DEFAULTS``, ``finetune_batch.DEFAULTS``) and each key's
+The defaults are the programs' own (``PRETRAIN_DEFAULTS``, ``finetune_recipe.DEFAULTS``) and each key's
 meaning sits next to its default (``*_KEY_HELP``), so the page cannot drift from the code:
 ``scripts/make_config_docs.py`` rewrites it, and a test fails when a key has no description or the
 committed page is out of date.
@@ -24,7 +24,7 @@ class Recipe:
 
 
 def recipes() -> list[Recipe]:
-    from bert_helu.finetune_batch import DEFAULTS, FINETUNE_KEY_HELP
+    from bert_helu.finetune_recipe import DEFAULTS, FINETUNE_KEY_HELP
     from bert_helu.recipe import PRETRAIN_DEFAULTS, PRETRAIN_KEY_HELP
 
     return [

@@ -77,12 +77,6 @@ def _check_seeds(seeds, where: str) -> None:
         raise UserError(f"recipe: {where} must be a list of integers >= 0, got {seeds!r}")
 
 
-def check_checkpoint_name(name: str, item: str) -> None:
-    """A checkpoint's name is a folder of the output dir: one plain path component, never ``..``."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or name != name.strip():
-        raise UserError(f"checkpoint {item!r}: {name!r} cannot name a results folder; write name=path")
-
-
 def check_glue_dir(glue_dir, tasks: list[GlueTask]) -> tuple[list[GlueTask], list[GlueTask]]:
     """(tasks whose files are there, tasks absent); a folder with none of them is an error."""
     if glue_dir is None:
@@ -101,9 +95,9 @@ def check_glue_dir(glue_dir, tasks: list[GlueTask]) -> tuple[list[GlueTask], lis
 
 def check_checkpoint(path: Path, max_lengths: dict[str, int]) -> None:
     """A model checkpoint (a config.json object, safetensors weights) long enough for the recipe."""
-    from bert_helu.modeling import load_config
+    from bert_helu.modeling import load_model_config
 
-    config = load_config(path)  # a UserError for a missing, unreadable or non-object config.json
+    config = load_model_config(path)  # a UserError for a missing, unreadable or non-object config.json
     if not list(Path(path).glob("*.safetensors")):
         raise UserError(f"{path}: no *.safetensors weights (bert_helu never loads pickled .bin files)")
     positions = getattr(config, "max_position_embeddings", None)

@@ -7,12 +7,10 @@ from (scripts/bench_finetune.py). Accelerate handles devices, processes and bf16
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,11 +25,12 @@ from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedModel
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from bert_helu.data.glue import GlueSplits, GlueTask
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 from bert_helu.metrics import compute_metrics
 from bert_helu.modeling import activation_of, load_model, save_model
 from bert_helu.predictions import from_eval
 from bert_helu.pretraining import decay_groups
+from bert_helu.quantization import quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +72,14 @@ TRAIN_KEY_HELP = {
 
 @dataclass
 class RunSettings:
-    train: dict
-    save_model: bool = False
-    int8: bool = False
-    init_from: str | None = None  # a task whose fine-tuned model (same checkpoint, seed) starts this one
-    tokenizer: str | None = None
+    train: dict  # TRAIN_DEFAULTS' keys
+    int8: bool = False  # also evaluate the model after dynamic INT8 quantisation
+    tokenizer: str | None = None  # instead of the checkpoint's own
 
 
 @dataclass
 class RunOutcome:
     results: dict[str, dict]  # reported task name -> results.json content
-    model_dir: Path | None = None
     dev_predictions: dict = field(default_factory=dict)  # reported name -> per-example dev predictions
     test_predictions: dict = field(default_factory=dict)  # submission file -> test-set predictions
 
@@ -91,14 +87,13 @@ class RunOutcome:
 # ----------------------------------------------------------------------------------- data
 
 
-def load_tokenizer(checkpoint: Path, override: str | None):
+def checkpoint_tokenizer(checkpoint: Path, override: str | None):
     source = override or checkpoint
     try:
         return AutoTokenizer.from_pretrained(str(source))
     except Exception as err:  # transformers raises OSError, ValueError, ... for a dir without one
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"{source}: no usable tokenizer ({first}); pass tokenizer=<dir> to use another"
+            f"{source}: no usable tokenizer ({first_line(err, 160)}); pass tokenizer=<dir> to use another"
         ) from None
 
 
@@ -174,7 +169,7 @@ def predict(model: nn.Module, loader: DataLoader, regression: bool, accelerator:
     return torch.cat(preds).numpy(), torch.cat(labels).numpy()
 
 
-def evaluate(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=None, keep=None):
+def dev_metrics(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=None, keep=None):
     """{split: metrics}; ``keep``, a dict, also receives {split: (predictions, labels)}."""
     out = {}
     for name, loader in loaders.items():
@@ -183,14 +178,6 @@ def evaluate(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=
         if keep is not None:
             keep[name] = (preds, labels)
     return out
-
-
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """Post-training dynamic INT8 of every nn.Linear (weights int8, activations quantised per batch)."""
-    fp32 = copy.deepcopy(model).float().cpu().eval()  # dynamic quantised kernels are CPU-only
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices, once per model
-        return torch.ao.quantization.quantize_dynamic(fp32, {nn.Linear}, dtype=torch.qint8)
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -227,29 +214,93 @@ def finetune(
 ) -> RunOutcome:
     """Train ``checkpoint`` on ``task`` and evaluate on its dev set(s) after every epoch.
 
-    ``tracker`` (a ``finetune_tracking.RunTracker``) receives the loss, learning rate and dev metrics;
-    ``after_training(model, tokenizer)``, called on the main process with the trained model, returns
-    the outcome's ``test_predictions`` (the batch predicts GLUE test sets with it).
+    ``model_dir``: where to keep the fine-tuned model; ``init_dir``: a fine-tuned model to start from
+    instead (its head replaced). ``tracker`` (a ``finetune_tracking.RunTracker``) receives the loss,
+    learning rate and dev metrics; ``after_training(model, tokenizer)``, called on the main process
+    with the trained model, returns the outcome's ``test_predictions`` (the batch predicts GLUE test
+    sets with it).
     """
     cfg = settings.train
     set_seed(seed)  # before the head is initialised: the seed decides head weights and data order
     model = load_for_task(checkpoint, task, init_dir)
-    tokenizer = load_tokenizer(checkpoint, settings.tokenizer)
+    tokenizer = checkpoint_tokenizer(checkpoint, settings.tokenizer)
     activation = activation_of(model)
+    splits = encode_splits(data, tokenizer, cfg, model, checkpoint)
+    model, training = train_and_evaluate(
+        model, tokenizer, splits, checkpoint, task, seed, cfg, accelerator, tracker
+    )
 
-    train_ds = tokenize(subset(data.train, cfg["max_train_examples"]), tokenizer, cfg["max_length"])
-    eval_ds = {
+    # without the autocast wrapper accelerate put on forward: the INT8 copy must run in fp32
+    trained = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+    int8, int8_preds = int8_metrics(trained, splits, tokenizer, task, cfg) if settings.int8 else (None, {})
+    main = accelerator.is_main_process
+    test_predictions = after_training(trained, tokenizer) if after_training and main else {}
+    if model_dir is not None and main:
+        save_model(trained, model_dir, tokenizer=tokenizer)
+    accelerator.wait_for_everyone()
+
+    common = {  # to every reported task's results
+        "seed": seed,
+        "checkpoint": str(checkpoint),
+        "activation": activation,
+        "train_settings": dict(cfg),
+        "init_from": str(init_dir) if init_dir else None,
+        "mixed_precision": accelerator.mixed_precision,
+        "num_processes": accelerator.num_processes,
+    }
+    results = split_results(common, task, splits, training, cfg, int8)
+    predictions = dev_predictions(
+        data, splits.evals, cfg["max_eval_examples"], task, training.predictions, int8_preds
+    )
+    return RunOutcome(results, dev_predictions=predictions, test_predictions=test_predictions)
+
+
+@dataclass
+class EncodedSplits:
+    train: Dataset
+    evals: dict[str, Dataset]  # reported task name -> dev set
+
+
+def encode_splits(data: GlueSplits, tokenizer, cfg: dict, model: PreTrainedModel, checkpoint: Path):
+    """The training and dev sets (capped as the settings say) as token ids the model can embed."""
+    train = tokenize(subset(data.train, cfg["max_train_examples"]), tokenizer, cfg["max_length"])
+    evals = {
         name: tokenize(subset(ds, cfg["max_eval_examples"]), tokenizer, cfg["max_length"])
         for name, ds in data.evals.items()
     }
-    for ds in (train_ds, *eval_ds.values()):
+    for ds in (train, *evals.values()):
         check_vocab(ds, model, checkpoint, tokenizer)
+    return EncodedSplits(train, evals)
 
-    train_dl = train_loader(train_ds, tokenizer, cfg["batch_size"], seed, cfg["group_by_length"])
-    eval_dls = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in eval_ds.items()}
+
+@dataclass
+class Training:
+    """What the epochs left: dev metrics per epoch, the last epoch's dev predictions, the clock."""
+
+    steps: int  # optimizer steps of the whole run
+    history: list[dict] = field(default_factory=list)  # {"epoch", "metrics": {split: metrics}}
+    predictions: dict = field(default_factory=dict)  # split -> (predictions, labels), last epoch
+    seconds: float = 0.0  # training time, evaluation excluded
+    examples: int = 0  # training examples seen by all processes
+
+
+def train_and_evaluate(
+    model,
+    tokenizer,
+    splits: EncodedSplits,
+    checkpoint: Path,
+    task: GlueTask,
+    seed: int,
+    cfg: dict,
+    accelerator: Accelerator,
+    tracker,
+) -> tuple[nn.Module, Training]:
+    """The epochs, each followed by an evaluation of the dev sets; the model as accelerate prepared it."""
+    train_dl = train_loader(splits.train, tokenizer, cfg["batch_size"], seed, cfg["group_by_length"])
+    eval_dls = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in splits.evals.items()}
     optimizer = build_optimizer(model, cfg["lr"], cfg["weight_decay"])
     # batch_size is the global batch: accelerate gives each process its share (split_batches)
-    steps = cfg["epochs"] * math.ceil(len(train_ds) / cfg["batch_size"])
+    steps = cfg["epochs"] * math.ceil(len(splits.train) / cfg["batch_size"])
     scheduler = get_scheduler(
         cfg["scheduler"],
         optimizer,
@@ -260,76 +311,79 @@ def finetune(
         model, optimizer, train_dl, scheduler, *eval_dls.values()
     )
     eval_dls = dict(zip(eval_dls, eval_list, strict=True))
-
-    history, train_seconds, seen, last_preds = [], 0.0, 0, {}
+    training = Training(steps)
+    where = f"{checkpoint}: {task.name} seed {seed}"
     for epoch in range(1, cfg["epochs"] + 1):
-        model.train()
         start = time.perf_counter()
-        for batch in train_dl:
-            loss = model(**batch).loss
-            accelerator.backward(loss)
-            if cfg["grad_clip"]:
-                accelerator.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            seen += len(batch["labels"]) * accelerator.num_processes
-            if not math.isfinite(loss.item()):
-                raise UserError(
-                    f"{checkpoint}: {task.name} seed {seed}: loss became {loss.item()} at epoch {epoch}"
-                )
-            if tracker:
-                tracker.step(loss.item(), scheduler.get_last_lr()[0])
-        train_seconds += time.perf_counter() - start
-        history.append({"epoch": epoch, "metrics": evaluate(model, eval_dls, task, accelerator, last_preds)})
+        training.examples += train_epoch(
+            model, train_dl, optimizer, scheduler, cfg["grad_clip"], accelerator, tracker, where, epoch
+        )
+        training.seconds += time.perf_counter() - start
+        metrics = dev_metrics(model, eval_dls, task, accelerator, training.predictions)
+        training.history.append({"epoch": epoch, "metrics": metrics})
         if tracker:
-            tracker.epoch(epoch, history[-1]["metrics"])
-        log.info("%s %s seed %d epoch %d: %s", checkpoint, task.name, seed, epoch, history[-1]["metrics"])
+            tracker.epoch(epoch, metrics)
+        log.info("%s %s seed %d epoch %d: %s", checkpoint, task.name, seed, epoch, metrics)
+    return model, training
 
-    # without the autocast wrapper accelerate put on forward: the INT8 copy must run in fp32
-    unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-    int8, int8_preds = None, {}
-    if settings.int8:
-        qmodel = quantize_int8(unwrapped)
-        plain = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in eval_ds.items()}
-        int8 = evaluate(qmodel, plain, task, keep=int8_preds)
-        del qmodel
 
-    main = accelerator.is_main_process
-    test_predictions = after_training(unwrapped, tokenizer) if after_training and main else {}
-    saved = None
-    if model_dir is not None and accelerator.is_main_process:
-        saved = save_model(unwrapped, model_dir, tokenizer=tokenizer)
-    accelerator.wait_for_everyone()
+def train_epoch(model, loader, optimizer, scheduler, grad_clip, accelerator, tracker, where, epoch) -> int:
+    """One pass over the training set; the examples seen by all processes (``where``: the run, for the
+    message if the loss diverges)."""
+    model.train()
+    seen = 0
+    for batch in loader:
+        loss = model(**batch).loss
+        accelerator.backward(loss)
+        if grad_clip:
+            accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        seen += len(batch["labels"]) * accelerator.num_processes
+        if not math.isfinite(loss.item()):
+            raise UserError(f"{where}: loss became {loss.item()} at epoch {epoch}")
+        if tracker:
+            tracker.step(loss.item(), scheduler.get_last_lr()[0])
+    return seen
 
-    results = {}
+
+def int8_metrics(model, splits: EncodedSplits, tokenizer, task: GlueTask, cfg: dict) -> tuple[dict, dict]:
+    """Dev metrics of the model after dynamic INT8 quantisation, and its predictions, per split."""
+    qmodel = quantize_int8(model)
+    plain = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in splits.evals.items()}
+    predictions = {}
+    return dev_metrics(qmodel, plain, task, keep=predictions), predictions
+
+
+def split_results(
+    common: dict, task: GlueTask, splits: EncodedSplits, training: Training, cfg: dict, int8: dict | None
+) -> dict[str, dict]:
+    """results.json content per reported task name: the ``common`` facts, then that dev set's numbers."""
+    history = training.history
     primary = task.metrics[0]
-    for name in eval_dls:
+    results = {}
+    for name in splits.evals:
         best = max(history, key=lambda h: h["metrics"][name][primary])
         results[name] = {
             "task": name,
-            "seed": seed,
-            "checkpoint": str(checkpoint),
-            "activation": activation,
+            **common,
             "metrics": history[-1]["metrics"][name],  # the last epoch is the reported result
             "epoch": history[-1]["epoch"],
             "best_epoch": {"epoch": best["epoch"], "metrics": best["metrics"][name], "selected_by": primary},
             "history": [{"epoch": h["epoch"], "metrics": h["metrics"][name]} for h in history],
-            "num_train_examples": len(train_ds),
-            "num_eval_examples": len(eval_ds[name]),
-            "train_settings": dict(cfg),
-            "init_from": str(init_dir) if init_dir else None,
-            "train_seconds": round(train_seconds, 2),
-            "train_examples_per_second": round(seen / train_seconds, 2) if train_seconds else None,
-            "mixed_precision": accelerator.mixed_precision,
-            "num_processes": accelerator.num_processes,
+            "num_train_examples": len(splits.train),
+            "num_eval_examples": len(splits.evals[name]),
+            "train_seconds": round(training.seconds, 2),
+            "train_examples_per_second": (
+                round(training.examples / training.seconds, 2) if training.seconds else None
+            ),
             "global_batch_size": cfg["batch_size"],  # per optimizer step, over all processes
-            "optimizer_steps": steps,
+            "optimizer_steps": training.steps,
         }
         if int8 is not None:
             results[name]["int8"] = {"metrics": int8[name], "method": "torch.ao dynamic qint8, nn.Linear"}
-    predictions = dev_predictions(data, eval_ds, cfg["max_eval_examples"], task, last_preds, int8_preds)
-    return RunOutcome(results, saved, dev_predictions=predictions, test_predictions=test_predictions)
+    return results
 
 
 def dev_predictions(data: GlueSplits, eval_ds, limit, task: GlueTask, full: dict, int8: dict) -> dict:

@@ -11,6 +11,8 @@ of the chosen seed (the best dev score, or a given seed) into ``<output>/<run na
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -21,12 +23,58 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding
 
-from bert_helu.atomic import atomic_write_json
+from bert_helu.atomic import atomic_write_json, atomic_write_text
 from bert_helu.data.glue import TASKS, GlueTask
-from bert_helu.data.glue_test import SUBMISSION_FILES
+from bert_helu.data.glue_test import (
+    SUBMISSION_FILES,
+    SubmissionFile,
+    has_test_data,
+    load_test_set,
+    prediction_lines,
+    submission_files_of,
+)
 from bert_helu.finetuning import tokenize
 
+log = logging.getLogger(__name__)
+
 PREDICTIONS_DIR = "test_predictions"
+
+
+def prediction_file(run_dir: Path, sub: SubmissionFile) -> Path:
+    """Where a run keeps its predictions of one submission file."""
+    return Path(run_dir) / PREDICTIONS_DIR / sub.file
+
+
+def submission_files(task: GlueTask, glue_dir: str | os.PathLike | None) -> list[SubmissionFile]:
+    """The task's submission files whose test data exists (all of them from the hub)."""
+    present = [sub for sub in submission_files_of(task.name) if has_test_data(sub, glue_dir)]
+    for sub in submission_files_of(task.name):
+        if sub not in present:
+            log.warning(
+                "no test file %s: %s will be missing from the submission", Path(glue_dir) / sub.path, sub.file
+            )
+    return present
+
+
+class SubmissionTestSets:
+    """A run's GLUE test sets: read before it trains (a bad file fails the run before its training),
+    predicted by the trained model, and written in the server's format."""
+
+    def __init__(self, submissions: list[SubmissionFile], glue_dir: str | os.PathLike | None):
+        self.sets = {sub: load_test_set(sub, glue_dir) for sub in submissions}
+
+    def predict(self, model, tokenizer, task: GlueTask, max_length: int, batch_size: int) -> dict:
+        """Submission file -> predictions of each test row, in the file's order."""
+        return {
+            sub: predict_in_order(model, tokenizer, ds, task, max_length, batch_size)
+            for sub, ds in self.sets.items()
+        }
+
+    def write(self, run_dir: Path, predictions: dict) -> None:
+        for sub, preds in predictions.items():
+            atomic_write_text(
+                prediction_file(run_dir, sub), prediction_lines(sub, self.sets[sub]["index"], preds)
+            )
 
 
 def predict_in_order(model, tokenizer, ds: Dataset, task: GlueTask, max_length: int, batch_size: int):
@@ -63,12 +111,12 @@ def write_submission(output_dir: Path, run_name: str, seed: int | None = None) -
     folder.mkdir(parents=True)
     report = Submission(zip_path=root / "submission.zip")
     for sub in SUBMISSION_FILES:
-        choice = _choose_seed(root / sub.task, sub.file, seed)
+        choice = _choose_seed(root / sub.task, sub, seed)
         if isinstance(choice, str):
             report.missing[sub.file] = choice
             continue
         run_dir, info = choice
-        shutil.copyfile(run_dir / PREDICTIONS_DIR / sub.file, folder / sub.file)
+        shutil.copyfile(prediction_file(run_dir, sub), folder / sub.file)
         report.sources[sub.file] = info
     tmp = report.zip_path.with_name(f".{report.zip_path.name}.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -82,14 +130,14 @@ def write_submission(output_dir: Path, run_name: str, seed: int | None = None) -
     return report
 
 
-def _choose_seed(task_dir: Path, file: str, seed: int | None):
+def _choose_seed(task_dir: Path, sub: SubmissionFile, seed: int | None):
     """(run dir, info) of the seed whose predictions go in, or the reason there is none."""
     task = TASKS[task_dir.name]
     metric = task.metrics[0]
     candidates = []
     for run_dir in sorted(task_dir.glob("seed*")):
         results = run_dir / "results.json"
-        if not ((run_dir / PREDICTIONS_DIR / file).is_file() and results.is_file()):
+        if not (prediction_file(run_dir, sub).is_file() and results.is_file()):
             continue
         run_seed = int(run_dir.name.removeprefix("seed"))
         score = json.loads(results.read_text())["metrics"][metric]

@@ -13,11 +13,11 @@ resolved recipe, so a retrained checkpoint or a changed recipe is a new run, nev
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from bert_helu.errors import UserError
+from bert_helu.hashing import named_files_digest
 
 # Recipe keys a resumed run may change: none of them changes what the run computes.
 LOGISTICS = (
@@ -63,8 +63,11 @@ def pretrain_identity(cfg, activation: str, precision: str, corpus_fingerprint: 
     return recipe
 
 
-def finetune_identity(checkpoint_digest: str, task: str, seed: int, settings, tokenizer, precision) -> dict:
-    """The identity of one fine-tuning run (``settings``: bert_helu.finetuning.RunSettings)."""
+def finetune_identity(
+    checkpoint_digest: str, task: str, seed: int, settings, init_from: str | None, tokenizer, precision
+) -> dict:
+    """The identity of one fine-tuning run (``settings``: bert_helu.finetuning.RunSettings; ``init_from``:
+    the task whose fine-tuned model it starts from)."""
     return json.loads(
         json.dumps(
             {
@@ -73,7 +76,7 @@ def finetune_identity(checkpoint_digest: str, task: str, seed: int, settings, to
                 "seed": seed,
                 "train": settings.train,
                 "int8": settings.int8,
-                "init_from": settings.init_from,
+                "init_from": init_from,
                 "tokenizer": tokenizer,
                 "mixed_precision": precision,
             }
@@ -89,16 +92,10 @@ def checkpoint_digest(directory: str | Path) -> str:
     files = sorted(directory.glob("*.safetensors")) + [
         directory / name for name in _CHECKPOINT_FILES if (directory / name).is_file()
     ]
-    digest = hashlib.blake2b(digest_size=16)
     try:
-        for path in files:
-            digest.update(path.name.encode() + b"\0")
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 22):
-                    digest.update(chunk)
+        return named_files_digest(files)
     except OSError as err:
         raise UserError(f"{directory}: cannot read the checkpoint ({err.strerror or err})") from None
-    return digest.hexdigest()
 
 
 def differences(found, expected) -> list[str]:

@@ -45,7 +45,7 @@ from transformers import (
 
 from bert_helu.activations import build_activation, parse_spec
 from bert_helu.atomic import atomic_dir
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 from bert_helu.recipe import ARCHITECTURES
 
 SPEC_KEY = "bert_helu_activation"
@@ -241,7 +241,8 @@ def ffn_blocks(model: nn.Module) -> list[tuple[nn.Module, nn.Module, str]]:
     return blocks
 
 
-def load_config(path: str | os.PathLike) -> PretrainedConfig:
+def load_model_config(path: str | os.PathLike) -> PretrainedConfig:
+    """The ``PretrainedConfig`` of a checkpoint (a UserError when there is no usable config.json)."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: not a model checkpoint (no config.json)")
@@ -267,7 +268,7 @@ def load_model(path: str | os.PathLike, task: str = "mlm", **kwargs) -> PreTrain
     or classification head (e.g. a sentence-embedding BERT) gets a freshly initialised one.
     """
     path = Path(path)
-    config = load_config(path)
+    config = load_model_config(path)
     for key, value in kwargs.items():
         setattr(config, key, value)
     auto = {"mlm": AutoModelForMaskedLM, "classification": AutoModelForSequenceClassification}[task]
@@ -277,8 +278,7 @@ def load_model(path: str | os.PathLike, task: str = "mlm", **kwargs) -> PreTrain
     try:
         model = auto.from_pretrained(path, config=config, use_safetensors=True)
     except Exception as err:  # safetensors, torch and transformers each raise their own types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: cannot load model weights ({first})") from None
+        raise UserError(f"{path}: cannot load model weights ({first_line(err)})") from None
     spec = activation_of(config)
     if spec and getattr(config, SPEC_KEY, None):
         set_activation(model, spec)

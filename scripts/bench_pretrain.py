@@ -13,7 +13,8 @@ an MLM head of realistic size); an optimizer step is one batch of ``--batch`` x 
 (AVX512-BF16 or AMX), fp32 elsewhere.
 
 1. Systems, per architecture, their steps alternated so that load from other jobs hits all alike:
-   - ours: the step of pretrain/train.py (MLM head on the masked tokens only, fused AdamW, clipping);
+   - ours: the training step of ``python -m pretrain``, from bert_helu.pretraining (``SparseMLM``: the
+     MLM head on the masked tokens only; ``make_optimizer``: fused AdamW; ``train_step``: clipping);
    - ours, dense head: the same loop predicting every position (what the sparse head is worth);
    - Trainer: ``transformers.Trainer`` + ``DataCollatorForLanguageModeling``, the same model class and
      recipe, in the same precision (``bf16=True`` when bf16);
@@ -213,7 +214,8 @@ def reset_accelerate_state() -> None:
 
 
 class OurLoop:
-    """The step of pretrain/train.py (schedule, logging, evaluation and checkpoints left out)."""
+    """The training step of ``python -m pretrain`` (bert_helu.pretraining) with the recipe's optimizer,
+    masking, clipping and seed; its schedule, logging, evaluation and checkpoints left out."""
 
     def __init__(self, config, corpus, recipe, batch, precision, head="sparse", telemetry=None):
         from accelerate import Accelerator
@@ -356,7 +358,7 @@ def median_steps(system, args) -> float:
 
 
 def model_of(section: dict, activation: str, tokenizer):
-    """The config of a fresh model, as pretrain/train.py makes it."""
+    """The config of a fresh model, as ``python -m pretrain`` makes it."""
     return model_config(section, activation, len(tokenizer), special_token_ids(tokenizer))
 
 

@@ -9,7 +9,7 @@ from conftest import REPO
 from bert_helu.config import load_config
 from bert_helu.config_reference import Recipe, leaf_keys, recipes, render, stale, undocumented
 from bert_helu.data import sources
-from bert_helu.finetune_batch import _TASK_KEYS, DEFAULTS
+from bert_helu.finetune_recipe import DEFAULTS, TASK_KEYS
 from bert_helu.recipe import PRETRAIN_DEFAULTS
 
 
@@ -33,7 +33,7 @@ def test_committed_config_page_is_up_to_date():
     for recipe in recipes():
         for key in leaf_keys(recipe.defaults):
             assert f"| `{key}` |" in page
-    assert all(f"{key}: " in page for key in _TASK_KEYS - set(DEFAULTS["train"]))  # per-task keys
+    assert all(f"{key}: " in page for key in TASK_KEYS - set(DEFAULTS["train"]))  # per-task keys
 
 
 def _run(*argv):

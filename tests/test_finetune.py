@@ -171,7 +171,7 @@ def test_training_uses_the_checkpoint_activation(tmp_path, tokenizer, monkeypatc
 def test_a_run_interrupted_midway_leaves_no_results_file(tmp_path, tokenizer, monkeypatch):
     ckpt = tiny_checkpoint(tmp_path / "ckpt", tokenizer)
     calls = {"n": 0}
-    real = finetuning.evaluate
+    real = finetuning.dev_metrics
 
     def evaluate_then_die(*args, **kwargs):
         calls["n"] += 1
@@ -179,7 +179,7 @@ def test_a_run_interrupted_midway_leaves_no_results_file(tmp_path, tokenizer, mo
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(finetuning, "evaluate", evaluate_then_die)
+    monkeypatch.setattr(finetuning, "dev_metrics", evaluate_then_die)
     out = tmp_path / "out"
     code = finetune("--checkpoints", ckpt, "--tasks", "sst2", "--seeds", 1, 2, "--glue-dir", SAMPLE,
                     "--output-dir", out, *FAST)  # fmt: skip

@@ -8,19 +8,14 @@ from pathlib import Path
 
 from torch import nn
 
-from bert_helu.errors import UserError
-from bert_helu.modeling import SPEC_KEY, activation_of, ffn_activation_sites, load_config, set_activation
-
-# GLUE folder -> the dev TSV's text columns, used only when bert_helu.data.glue is not importable.
-_FALLBACK_GLUE = {
-    "cola": ("CoLA", None, (3,)),
-    "sst2": ("SST-2", "header", ("sentence",)),
-    "mrpc": ("MRPC", "header", ("#1 String", "#2 String")),
-    "stsb": ("STS-B", "header", ("sentence1", "sentence2")),
-    "qnli": ("QNLI", "header", ("question", "sentence")),
-    "rte": ("RTE", "header", ("sentence1", "sentence2")),
-    "wnli": ("WNLI", "header", ("sentence1", "sentence2")),
-}
+from bert_helu.errors import UserError, first_line
+from bert_helu.modeling import (
+    SPEC_KEY,
+    activation_of,
+    ffn_activation_sites,
+    load_model_config,
+    set_activation,
+)
 
 
 def quiet_transformers() -> None:
@@ -40,14 +35,13 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, object]:
     from transformers import AutoModel, AutoTokenizer
 
     path = Path(path)
-    config = load_config(path)  # UserError when there is no usable config.json
+    config = load_model_config(path)  # UserError when there is no usable config.json
     if not list(path.glob("*.safetensors")):
         raise UserError(f"{path}: no *.safetensors weights")
     try:
         model = AutoModel.from_pretrained(path, config=config, use_safetensors=True)
     except Exception as err:  # transformers/safetensors raise many types; the first line says enough
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: cannot load model weights ({first})") from None
+        raise UserError(f"{path}: cannot load model weights ({first_line(err)})") from None
     if getattr(config, SPEC_KEY, None):
         set_activation(model, getattr(config, SPEC_KEY))  # the project activation (forward identical)
     if not ffn_activation_sites(model):
@@ -98,10 +92,8 @@ def load_texts(
 def glue_dev_texts(task_name: str, glue_dir: str | Path | None) -> list[tuple[str, str | None]]:
     if glue_dir is None:
         raise UserError(f"{task_name!r} is neither a file nor a folder; for a GLUE task give --glue-dir")
-    try:
-        from bert_helu.data.glue import read_tsv, resolve_tasks
-    except ImportError:
-        return _fallback_glue_dev(task_name, Path(glue_dir))
+    from bert_helu.data.glue import read_tsv, resolve_tasks  # imports datasets: only when GLUE is read
+
     task = resolve_tasks(task_name)[0]
     _, dev_file, _ = task.eval_splits[0]
     dev = Path(glue_dir) / task.dir_name / dev_file
@@ -109,21 +101,6 @@ def glue_dev_texts(task_name: str, glue_dir: str | Path | None) -> list[tuple[st
         raise UserError(f"{dev}: GLUE dev set not found")
     rows = read_tsv(dev, task)
     return list(zip(rows["text_a"], rows["text_b"], strict=True))
-
-
-def _fallback_glue_dev(task_name: str, glue_dir: Path) -> list[tuple[str, str | None]]:
-    key = task_name.lower().replace("-", "").replace("_", "")
-    if key not in _FALLBACK_GLUE:
-        raise UserError(f"unknown GLUE task {task_name!r} (known: {', '.join(_FALLBACK_GLUE)})")
-    folder, header, columns = _FALLBACK_GLUE[key]
-    dev = glue_dir / folder / "dev.tsv"
-    if not dev.is_file():
-        raise UserError(f"{dev}: GLUE dev set not found")
-    rows = [line.rstrip("\r\n").split("\t") for line in dev.open(encoding="utf-8-sig") if line.strip()]
-    if header:
-        names, rows = rows[0], rows[1:]
-        columns = tuple(names.index(c) for c in columns)
-    return [(r[columns[0]], r[columns[1]] if len(columns) > 1 else None) for r in rows]
 
 
 def _corpus_lines(path: Path, min_chars: int = 20) -> list[str]:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from bert_helu.errors import UserError
+from bert_helu.quantization import quantize_int8
 
 CPU_PRECISIONS = ("fp32", "bf16", "qint8")
 
@@ -29,6 +30,10 @@ def available_precisions() -> list[tuple[str, str]]:
 
 def prepare(model: nn.Module, device: str, precision: str) -> nn.Module:
     """A copy of ``model`` in ``precision`` on ``device``, in eval mode."""
+    if precision == "qint8":
+        if device != "cpu":
+            raise UserError("dynamic QINT8 runs on CPU only")
+        return quantize_int8(model)
     model = copy.deepcopy(model).eval()
     if precision == "fp32":
         return model.float().to(device)
@@ -38,11 +43,6 @@ def prepare(model: nn.Module, device: str, precision: str) -> nn.Module:
         if device == "cpu":
             raise UserError("fp16 inference is for GPUs; on CPU use bf16")
         return model.to(device=device, dtype=torch.float16)
-    if precision == "qint8":
-        if device != "cpu":
-            raise UserError("dynamic QINT8 runs on CPU only")
-        # the paper's CPU setting: weights of every nn.Linear in int8, activations quantised on the fly
-        return torch.ao.quantization.quantize_dynamic(model.float(), {nn.Linear}, dtype=torch.qint8)
     raise UserError(f"unknown precision {precision!r} (fp32, bf16, fp16, qint8)")
 
 

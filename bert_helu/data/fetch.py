@@ -28,7 +28,8 @@ from pathlib import Path
 from bert_helu.atomic import atomic_write_json
 from bert_helu.data.glue import HUB_DATASET, TASKS, GlueTask
 from bert_helu.data.glue_test import SUBMISSION_FILES
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
+from bert_helu.hashing import sha256_file
 
 WIKIPEDIA = "wikimedia/wikipedia"
 BOOKCORPUS = "bookcorpus/bookcorpus"
@@ -59,16 +60,8 @@ class Checksums:
         """The recorded sha256 of an existing file (computed once if it was never recorded)."""
         name = path.relative_to(self.root).as_posix()
         if name not in self.sums:
-            self.record(path, sha256_of(path))
+            self.record(path, sha256_file(path))
         return self.sums[name]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _atomic_bytes(path: Path, data: bytes) -> str:
@@ -328,9 +321,9 @@ def require_hub(datasets: list[str], timeout: float = 5.0) -> None:
     try:
         HfApi().dataset_info(datasets[0], timeout=timeout)
     except Exception as err:  # DNS, refused connection, timeout, proxy, or an HTTP error from the hub
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({first}); needed: {needed}"
+            f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({first_line(err, 160)}); "
+            f"needed: {needed}"
         ) from None
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +229,10 @@ def _load_from_hub(task: GlueTask) -> GlueSplits:
         raw = datasets.load_dataset(HUB_DATASET, task.name)
     except Exception as err:  # datasets raises ConnectionError, OfflineModeIsEnabled, FileNotFoundError...
         offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise HubUnavailableError(
-            f"cannot load GLUE task {task.name!r} from the hub ({HUB_DATASET}){offline}: {first}; "
-            f"offline, pass --glue-dir path/to/glue_data (the original GLUE TSV layout)"
+            f"cannot load GLUE task {task.name!r} from the hub ({HUB_DATASET}){offline}: "
+            f"{first_line(err, 200)}; offline, pass --glue-dir path/to/glue_data "
+            "(the original GLUE TSV layout)"
         ) from None
 
     def normalise(split: str) -> Dataset:

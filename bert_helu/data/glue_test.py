@@ -17,7 +17,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from bert_helu.data.glue import HUB_DATASET, TASKS, HubUnavailableError
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 
 INDEX_COLUMNS = ("index", "id")  # QQP's test file says id
 
@@ -100,10 +100,9 @@ def load_test_set(test_set: SubmissionFile, glue_dir: str | os.PathLike | None) 
     try:
         raw = datasets.load_dataset(HUB_DATASET, test_set.hub_config, split=test_set.hub_split)
     except Exception as err:  # offline: ConnectionError, OfflineModeIsEnabled, FileNotFoundError, ...
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise HubUnavailableError(
             f"cannot load the GLUE test set {test_set.hub_config}/{test_set.hub_split} from the hub "
-            f"({HUB_DATASET}): {first}; offline, pass --glue-dir path/to/glue_data"
+            f"({HUB_DATASET}): {first_line(err, 200)}; offline, pass --glue-dir path/to/glue_data"
         ) from None
     a, *b = TASKS["mnli" if test_set.hub_config == "ax" else test_set.task].hub_text_fields
     return Dataset.from_dict(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import hashlib
 import io
 import json
 import math
@@ -21,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bert_helu.errors import UserError
+from bert_helu import hashing
+from bert_helu.errors import UserError, first_line
 
 LOCAL_TYPES = ("text", "wikiextractor", "jsonl", "parquet")
 SOURCE_TYPES = (*LOCAL_TYPES, "hub")
@@ -164,14 +164,10 @@ def _hidden(relative: Path) -> bool:
 
 def file_digest(path: Path) -> str:
     """Content hash of a file as stored (so a changed corpus file changes the cache fingerprint)."""
-    digest = hashlib.blake2b(digest_size=16)
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+        return hashing.file_digest(path)
     except OSError as err:
         raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +300,7 @@ def read_parquet(path: Path, text_field: str) -> Iterator[str]:
     except UserError:
         raise
     except Exception as err:  # pyarrow raises several types for corrupt files
-        raise UserError(f"{path}: unreadable parquet ({str(err).splitlines()[0]})") from None
+        raise UserError(f"{path}: unreadable parquet ({first_line(err)})") from None
 
 
 def read_file(source: Source, path: Path) -> Iterator[str]:
@@ -336,11 +332,10 @@ def load_hub_source(source: Source, streaming: bool):
             source.name, source.config, split=source.split, revision=source.revision, streaming=streaming
         )
     except Exception as err:  # offline errors come as ConnectionError, OSError, ValueError, ...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         offline = (
             " (HF_HUB_OFFLINE is set and it is not in the local cache)" if constants.HF_HUB_OFFLINE else ""
         )
-        raise UserError(f"{what}: cannot load{offline}: {first}; {LOCAL_FILES_HINT}") from None
+        raise UserError(f"{what}: cannot load{offline}: {first_line(err)}; {LOCAL_FILES_HINT}") from None
     columns = ds.column_names or []
     if columns and source.text_field not in columns:
         raise UserError(f"{what}: no column {source.text_field!r} (columns: {', '.join(columns)})")
@@ -361,8 +356,7 @@ def _probe_hub(source: Source, what: str, timeout: float = 5.0) -> None:
     except HfHubHTTPError:
         return  # the hub answered: let load_dataset report the details
     except Exception as err:  # no answer at all: connection refused, DNS, timeout, proxy
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"{what}: hub unreachable ({first}); if it is already in the HF cache set HF_HUB_OFFLINE=1, "
-            f"or {LOCAL_FILES_HINT}"
+            f"{what}: hub unreachable ({first_line(err)}); if it is already in the HF cache set "
+            f"HF_HUB_OFFLINE=1, or {LOCAL_FILES_HINT}"
         ) from None

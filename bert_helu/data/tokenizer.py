@@ -7,11 +7,11 @@ accent stripping for the uncased recipe): GLUE text later gets the same treatmen
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
+from bert_helu.hashing import named_files_digest
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
@@ -62,8 +62,9 @@ def load_tokenizer(directory: str | Path):
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except Exception as err:  # transformers raises OSError, ValueError, json errors, ...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{directory}: not a tokenizer transformers can load ({first[:200]})") from None
+        raise UserError(
+            f"{directory}: not a tokenizer transformers can load ({first_line(err, 200)})"
+        ) from None
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
         raise UserError(
             f"{directory}: needs a fast tokenizer (tokenizer.json), got {type(tokenizer).__name__}"
@@ -81,16 +82,10 @@ def load_tokenizer(directory: str | Path):
 def tokenizer_digest(directory: str | Path) -> str:
     """Content hash of the files that define a tokenizer (for the cache fingerprint)."""
     directory = Path(directory)
-    digest = hashlib.blake2b(digest_size=16)
-    found = False
-    for name in _TOKENIZER_FILES:
-        path = directory / name
-        if path.is_file():
-            found = True
-            digest.update(name.encode() + b"\0" + path.read_bytes())
-    if not found:
+    files = [directory / name for name in _TOKENIZER_FILES if (directory / name).is_file()]
+    if not files:
         raise UserError(f"{directory}: not a tokenizer directory (none of {', '.join(_TOKENIZER_FILES)})")
-    return digest.hexdigest()
+    return named_files_digest(files)
 
 
 def text_batches(
