@@ -5,18 +5,26 @@
 Reads ``<run>/metrics.jsonl`` of every run directory below the given folder (the pretrain program's
 JSONL log) and writes one PNG with three panels, a JSON of the plotted series next to it, and a
 Markdown table of the finished runs' ``summary.json`` (steps, tokens, losses, time, FFN statistics).
+Runs of one recipe and activation that differ only in their seed are replicates: the Markdown also
+gets their final validation loss as mean ± std, and with ``--baseline ACTIVATION`` each row's
+difference from that activation's row with Welch's t-test (the replicates' losses as the samples).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's bert_helu
+from bert_helu.provenance import pretraining_provenance  # noqa: E402
 
 PANELS = {
     "val/loss": "validation MLM loss",
@@ -58,12 +66,53 @@ def summary_table(runs_dir: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
+def replicate_groups(runs_dir: Path) -> dict[str, dict]:
+    """Final validation losses of the finished runs, grouped by (pretraining recipe, activation)."""
+    groups: dict[tuple, dict] = {}
+    for summary_file in sorted(runs_dir.glob("*/summary.json")):
+        s, run = json.loads(summary_file.read_text()), summary_file.parent.name
+        recipe = pretraining_provenance(summary_file.parent / "final", activation=s["activation"])["recipe"]
+        group = groups.setdefault((recipe or run, s["activation"]), {"activation": s["activation"]})
+        group.setdefault("runs", []).append(run)
+        group.setdefault("losses", []).append(s["final_validation_loss"])
+    return {", ".join(g["runs"]): g for g in groups.values()}
+
+
+def replicate_table(runs_dir: Path, baseline: str | None) -> str:
+    """One row per group of replicates; the difference from ``baseline``'s row and Welch's p."""
+    from scipy.stats import ttest_ind
+
+    groups = replicate_groups(runs_dir)
+    base = next((g for g in groups.values() if g["activation"] == baseline), None)
+    if baseline and base is None:
+        raise SystemExit(f"error: --baseline {baseline}: no run of that activation below {runs_dir}")
+    rows = [
+        "| runs | activation | n | final val MLM loss (mean ± std) | range | difference from "
+        f"{baseline or 'baseline'} | Welch p |",
+        "|---|---|---:|---|---|---:|---:|",
+    ]
+    for name, g in groups.items():
+        losses = g["losses"]
+        std = statistics.stdev(losses) if len(losses) > 1 else float("nan")
+        difference = p = ""
+        if base is not None and g is not base:
+            difference = f"{statistics.mean(losses) - statistics.mean(base['losses']):+.3f}"
+            if len(losses) > 1 and len(base["losses"]) > 1:
+                p = f"{ttest_ind(losses, base['losses'], equal_var=False).pvalue:.3f}"
+        rows.append(
+            f"| {name} | {g['activation']} | {len(losses)} | {statistics.mean(losses):.3f} ± {std:.3f} "
+            f"| {min(losses):.3f}-{max(losses):.3f} | {difference} | {p} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("runs", type=Path, help="a folder whose subfolders are pretraining runs")
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--baseline", help="activation the replicate groups are compared with (e.g. relu)")
     args = parser.parse_args()
     runs = {p.parent.name: read_series(p) for p in sorted(args.runs.glob("*/metrics.jsonl"))}
     if not runs:
@@ -82,7 +131,10 @@ def main():
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=120)
     args.output.with_suffix(".json").write_text(json.dumps(runs, indent=1))
-    args.output.with_suffix(".md").write_text(summary_table(args.runs))
+    tables = [summary_table(args.runs)]
+    if any(len(g["runs"]) > 1 for g in replicate_groups(args.runs).values()):
+        tables.append(replicate_table(args.runs, args.baseline))
+    args.output.with_suffix(".md").write_text("\n".join(tables))
     print(f"wrote {args.output} (+ .json, .md)")
 
 

@@ -383,3 +383,29 @@ def test_plot_pretraining_summarises_finished_runs(recipe, tmp_path):
         summary = json.loads((runs / row.split("|")[1].strip() / "summary.json").read_text())
         assert f"| {summary['steps']:,} | {summary['tokens_seen']:,} |" in row
         assert f"-> {summary['final_validation_loss']:.3f}" in row
+
+
+def test_plot_pretraining_groups_seed_replicates_and_compares_with_baseline(recipe, tmp_path):
+    import runpy
+    import shutil
+
+    from conftest import REPO
+
+    trained = tmp_path / "trained"
+    assert run("--config", recipe, "--activation", "relu", "--output-dir", trained) == 0
+    runs, losses = tmp_path / "runs", {"relu": [6.0, 6.2, 6.1], "gelu": [5.5, 5.9, 5.6]}
+    for activation, values in losses.items():
+        for seed, loss in zip((42, 43, 44), values, strict=True):
+            run_dir = runs / f"{activation}-s{seed}"
+            shutil.copytree(trained, run_dir)
+            summary = json.loads((run_dir / "summary.json").read_text())
+            summary["config"].update(seed=seed, activation=activation)
+            summary.update(activation=activation, final_validation_loss=loss)
+            (run_dir / "summary.json").write_text(json.dumps(summary))
+    plot = runpy.run_path(str(REPO / "scripts" / "plot_pretraining.py"))
+    rows = {row.split("|")[2].strip(): row for row in plot["replicate_table"](runs, "relu").splitlines()[2:]}
+    assert set(rows) == {"gelu", "relu"}  # three seeds each: one row per activation
+    assert "| 3 | 5.667 ± 0.208 | 5.500-5.900 | -0.433 |" in rows["gelu"]
+    p = float(rows["gelu"].split("|")[-2])
+    assert 0.01 < p < 0.1  # Welch's t on (5.5, 5.9, 5.6) vs (6.0, 6.2, 6.1): p = 0.05
+    assert rows["relu"].endswith("|  |  |")  # the baseline is not compared with itself
