@@ -10,6 +10,7 @@ from bert_helu.analysis.inputs import describe, load_encoder, load_texts, quiet_
 from bert_helu.analysis.plots import plot_layer_sparsity, plot_preactivation_histograms
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs
 from bert_helu.errors import UserError
+from bert_helu.named_checkpoints import parse_checkpoints
 from bert_helu.plugins import add_import_argument, import_modules
 
 HELP = "per-layer exact-zero fraction, dead-neuron rate and pre-activation histograms of FFN activations"
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     import_modules(args.imports)
     quiet_transformers()
-    checkpoints = dict(_named(item) for item in args.checkpoint)
+    checkpoints = {c.name: c.path for c in parse_checkpoints(args.checkpoint)}
     if args.max_samples < 1 or args.batch_size < 1 or args.max_length < 2:
         raise UserError("--max-samples and --batch-size must be >= 1, --max-length >= 2")
     texts = load_texts(args.data, args.glue_dir, args.max_samples, args.seed)
@@ -92,13 +93,6 @@ def run(args: argparse.Namespace) -> dict:
     for kind, path in {**paths, **plots}.items():
         print(f"wrote {kind}: {path}")
     return report
-
-
-def _named(item: str) -> tuple[str, Path]:
-    name, eq, path = item.partition("=")
-    if not eq:
-        name, path = Path(item).name if Path(item).name != "final" else Path(item).parent.name, item
-    return name, Path(path)
 
 
 def _markdown(report: dict) -> str:

@@ -66,11 +66,10 @@ def run_arm(args) -> int:
     ]  # fmt: skip
     print(" ".join(command), flush=True)
     # written first, so that an arm stopped midway still reports its curve so far
-    from bert_helu.config import load_config
-    from bert_helu.recipe import PRETRAIN_DEFAULTS
+    from bert_helu.recipe import load_recipe
 
-    recipe = load_config(PRETRAIN_DEFAULTS, args.config, [*command[command.index("--output-dir") + 2 : -1],
-                                                          f"activation={args.activation}"])  # fmt: skip
+    overrides_given = command[command.index("--output-dir") + 2 : -1]
+    recipe = load_recipe(args.config, [*overrides_given, f"activation={args.activation}"])
     out.mkdir(parents=True, exist_ok=True)
     arm = {"command": " ".join(["python", *command[1:]]), "recipe": recipe}
     (out / "bench_arm.json").write_text(json.dumps(arm, indent=1))

@@ -29,6 +29,7 @@ from bert_helu.analysis.reports import machine, markdown_table, write_outputs  #
 from bert_helu.analysis.timing import paired_ratio, summarize, time_interleaved  # noqa: E402
 from bert_helu.errors import cli_entry  # noqa: E402
 from bert_helu.modeling import activation_of  # noqa: E402
+from bert_helu.named_checkpoints import parse_checkpoints  # noqa: E402
 from bert_helu.sparse_ffn import count_skipped_flops, densify_ffn, sparsify_ffn  # noqa: E402
 
 
@@ -111,11 +112,9 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
-    for item in args.checkpoints:
-        name, eq, path = item.partition("=")
-        if not eq:
-            name, path = Path(item).name, item
-        model, tokenizer = load_encoder(path)
+    for checkpoint in parse_checkpoints(args.checkpoints):
+        name = checkpoint.name
+        model, tokenizer = load_encoder(checkpoint.path)
         sparsify_ffn(model)  # refuses a model without exact zeros before any timing
         densify_ffn(model)
         length = usable_length(model, args.max_length)

@@ -4,7 +4,6 @@ import json
 import sys
 
 from conftest import REPO
-from test_pretrain import corpus_cache, recipe  # noqa: F401 - shared fixtures
 
 sys.path.insert(0, str(REPO / "scripts"))
 import bench_learning  # noqa: E402

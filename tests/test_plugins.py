@@ -9,11 +9,10 @@ import textwrap
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, write_recipe
 from test_finetune import FAST as FINETUNE_FAST
 from test_finetune import SAMPLE, finetune
 from test_pretrain import run as pretrain
-from test_pretrain import write_recipe
 from torch import nn
 
 import bert_helu.activations as activations

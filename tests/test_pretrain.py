@@ -12,79 +12,9 @@ from conftest import TINY_BERT
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bert_helu.data import SAMPLE_CORPUS_DIR
 from bert_helu.data.masking import MLMMasker
 from bert_helu.modeling import activation_of, bert_config, build_mlm_model, load_model, save_model
 from bert_helu.pretraining import GlobalBatches, SparseMLM, make_optimizer, plan_batches, train_step
-
-
-def write_recipe(path, cache_dir, train=None, model=None, telemetry=None):
-    """A recipe small enough for tests: TINY_BERT, 32-token sequences, a few hundred documents."""
-    recipe = {
-        "model": {
-            **TINY_BERT,
-            "hidden_dropout_prob": 0.1,
-            "attention_probs_dropout_prob": 0.0,
-            **(model or {}),
-        },
-        "data": {
-            "sources": [
-                {
-                    "type": "wikiextractor",
-                    "path": str(SAMPLE_CORPUS_DIR / "wikipedia" / "*.txt.gz"),
-                    "max_docs": 600,
-                },
-                {
-                    "type": "text",
-                    "path": str(SAMPLE_CORPUS_DIR / "books" / "*.txt*"),
-                    "split_documents": "paragraph",
-                    "max_docs": 300,
-                },
-            ],
-            "vocab_size": 512,
-            "seq_len": 32,
-            "validation_fraction": 0.05,
-            "max_validation_sequences": 64,
-            "cache_dir": str(cache_dir),
-            "num_proc": 1,
-        },
-        "train": {
-            "global_batch_size": 16,
-            "micro_batch_size": 8,
-            "max_steps": 6,
-            "schedule_progress": "steps",
-            "scheduler": "linear",
-            "warmup_fraction": 0.1,
-            "lr": 3.0e-3,
-            "eval_every_steps": 0,
-            "eval_batches": 1,
-            "log_every_steps": 2,
-            "cpu_threads": 1,  # tiny ops on a shared 2-core machine run fastest on one thread
-            "checkpoint_every_minutes": 0.0,
-            **(train or {}),
-        },
-        "telemetry": {"every": 4, "window": 2, "histogram_every": 4, **(telemetry or {})},
-        "logging": {"progress_bar": False},
-    }
-    path.write_text(yaml.safe_dump(recipe))
-    return path
-
-
-@pytest.fixture(scope="session")
-def corpus_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("corpus-cache")
-
-
-@pytest.fixture
-def recipe(tmp_path, corpus_cache):
-    return write_recipe(tmp_path / "recipe.yaml", corpus_cache)
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(*argv):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_pretrain import run, weights, write_recipe
+from conftest import write_recipe
+from test_pretrain import run, weights
 
 REPO = Path(__file__).resolve().parents[1]
 # PYTHONPATH: the children import this checkout's code even where another one is pip-installed

@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-from conftest import REPO
-from test_pretrain import run, weights, write_recipe
+from conftest import REPO, write_recipe
+from test_pretrain import run, weights
 
 from bert_helu.config import load_config
 from bert_helu.errors import UserError
@@ -20,25 +20,6 @@ from bert_helu.pretraining import plan_batches
 from bert_helu.recipe import PRETRAIN_DEFAULTS
 
 FAST = ["train.max_steps=2", "telemetry.enabled=false"]
-
-
-@pytest.fixture(scope="module")
-def corpus_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("corpus-cache")
-
-
-@pytest.fixture
-def recipe(tmp_path, corpus_cache):
-    return write_recipe(tmp_path / "recipe.yaml", corpus_cache)
-
-
-@pytest.fixture(autouse=True)
-def restore_threads():
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def pretrain(recipe, out, *overrides, activation="relu"):
