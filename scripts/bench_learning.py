@@ -77,6 +77,14 @@ def run_arm(args) -> int:
     return done.returncode
 
 
+def schedule_of(train: dict) -> str:
+    """``one_cycle``, or ``linear, warm-up 10%`` (a warm-up fraction counts for the other schedules)."""
+    warmup = train.get("warmup_fraction") or 0
+    if train["scheduler"] == "one_cycle" or not warmup:
+        return train["scheduler"]
+    return f"{train['scheduler']}, warm-up {warmup:.0%}"
+
+
 def read_arm(folder: Path) -> dict:
     """Validation losses with the tokens and training seconds at which they were measured.
 
@@ -116,7 +124,9 @@ def read_arm(folder: Path) -> dict:
         "minutes": 0 if step_driven else tr["budget_hours"] * 60,
         "parameters": count_parameters(folder / "final") if summary else None,
         "model": cfg["model"],
-        "train": {k: tr[k] for k in ("global_batch_size", "lr", "scheduler", "mixed_precision")},
+        "train": {
+            k: tr[k] for k in ("global_batch_size", "lr", "scheduler", "warmup_fraction", "mixed_precision")
+        },
         "cpu_threads": tr["cpu_threads"],
         "precision": summary.get("mixed_precision") or resolve_mixed_precision(tr["mixed_precision"]),
         "num_processes": summary.get("num_processes"),
@@ -178,7 +188,8 @@ def report(args) -> int:
         rows.append([
             a["architecture"], a["activation"], f"{m['num_hidden_layers']}x{m['hidden_size']}, FFN {ffn}",
             f"{a['parameters'] / 1e6:.2f}M" if a["parameters"] else "", a["train"]["global_batch_size"],
-            a["train"]["lr"], f"{a['steps']} steps" if a["steps"] else f"{a['minutes']:g} min",
+            a["train"]["lr"], schedule_of(a["train"]),
+            f"{a['steps']} steps" if a["steps"] else f"{a['minutes']:g} min",
             a["median_tokens_per_s"] and round(a["median_tokens_per_s"]), a["cpu_threads"] or "all",
             *[loss_at(a["curve"], "tokens", t) for t in TOKEN_MARKS],
             *[loss_at(a["curve"], "seconds", s) for s in SECOND_MARKS],
@@ -186,9 +197,9 @@ def report(args) -> int:
             f"{a['tokens'] / 1e6:.2f}M", round(a["training_seconds"] or 0),
         ])  # fmt: skip
     headers = [
-        "architecture", "activation", "size", "params", "batch", "lr", "budget", "tokens/s", "threads",
-        *[f"loss @ {t / 1e6:.3g}M tok" for t in TOKEN_MARKS], *[f"loss @ {s}s" for s in SECOND_MARKS],
-        "final loss", "tokens", "train s",
+        "architecture", "activation", "size", "params", "batch", "lr", "schedule", "budget", "tokens/s",
+        "threads", *[f"loss @ {t / 1e6:.3g}M tok" for t in TOKEN_MARKS],
+        *[f"loss @ {s}s" for s in SECOND_MARKS], "final loss", "tokens", "train s",
     ]  # fmt: skip
     table = markdown_table(headers, rows)
     out = Path(args.output)
