@@ -79,10 +79,13 @@ def replicate_groups(runs_dir: Path) -> dict[str, dict]:
 
 
 def replicate_table(runs_dir: Path, baseline: str | None) -> str:
-    """One row per group of replicates; the difference from ``baseline``'s row and Welch's p."""
+    """One row per group of replicates; the difference from ``baseline``'s row and Welch's p.
+    Empty when no group has more than one run (there is nothing to add to the summary table)."""
     from scipy.stats import ttest_ind
 
     groups = replicate_groups(runs_dir)
+    if all(len(g["runs"]) == 1 for g in groups.values()):
+        return ""
     base = next((g for g in groups.values() if g["activation"] == baseline), None)
     if baseline and base is None:
         raise SystemExit(f"error: --baseline {baseline}: no run of that activation below {runs_dir}")
@@ -131,10 +134,8 @@ def main():
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=120)
     args.output.with_suffix(".json").write_text(json.dumps(runs, indent=1))
-    tables = [summary_table(args.runs)]
-    if any(len(g["runs"]) > 1 for g in replicate_groups(args.runs).values()):
-        tables.append(replicate_table(args.runs, args.baseline))
-    args.output.with_suffix(".md").write_text("\n".join(tables))
+    tables = [summary_table(args.runs), replicate_table(args.runs, args.baseline)]
+    args.output.with_suffix(".md").write_text("\n".join(filter(None, tables)))
     print(f"wrote {args.output} (+ .json, .md)")
 
 
