@@ -215,24 +215,37 @@ def activation_class(spec: str | ActivationSpec) -> type[nn.Module]:
 # --------------------------------------------------------------------------------------- HeLU
 
 
+def _part_of_larger_tensor(x: torch.Tensor) -> bool:
+    """True for a slice such as one of ``chunk``'s halves (not for a reshaped view of a whole tensor)."""
+    return x._base is not None and x._base.numel() > x.numel()
+
+
 class _HeLUFunction(torch.autograd.Function):
     """ReLU forward; gradient 1 where ``x > -alpha`` and 0 elsewhere (Kimhi et al., Definition 2).
 
-    Only a bool mask is kept for backward (1 byte per element), never the input itself. The
-    backward multiplies by the mask viewed as uint8: the same bytes, but PyTorch's CPU kernel for
-    float x uint8 is ~1.5x faster than for float x bool (measured, scripts/bench_activations.py).
+    What backward keeps depends on where ``x`` lives. In a gated block ``x`` is one half of the
+    up-projection's output, whose storage the gate's product keeps for its own backward anyway:
+    keeping ``x`` costs no memory, and backward is ReLU's own kernel (``threshold_backward``, at
+    ``-alpha``), so HeLU costs what ReLU costs. A mask there would cost a pass over a strided
+    tensor each way (~5% of a ModernBERT step, scripts/bench_pretrain.py). Elsewhere only a bool
+    mask is kept (1 byte per element, not the 4 of the input), multiplied in as uint8: the same
+    bytes, but PyTorch's CPU kernel for float x uint8 is ~1.5x faster than for float x bool
+    (scripts/bench_activations.py).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        mask = x > -alpha
-        ctx.save_for_backward(mask)
+        ctx.alpha = alpha
+        ctx.keeps_input = _part_of_larger_tensor(x)
+        ctx.save_for_backward(x if ctx.keeps_input else x > -alpha)
         return torch.relu(x)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        (mask,) = ctx.saved_tensors
-        return grad_output.mul(mask.view(torch.uint8)), None
+        (saved,) = ctx.saved_tensors
+        if ctx.keeps_input:
+            return torch.ops.aten.threshold_backward(grad_output, saved, -ctx.alpha), None
+        return grad_output.mul(saved.view(torch.uint8)), None
 
 
 def helu(x: torch.Tensor, alpha: float = 0.05) -> torch.Tensor:

@@ -69,9 +69,23 @@ def test_helu_passes_upstream_gradient_values():
 
 def test_helu_saves_a_bool_mask_not_the_input():
     x = torch.randn(64, 128, requires_grad=True)
-    y = _HeLUFunction.apply(x, ALPHA)
-    saved = y.grad_fn.saved_tensors
-    assert len(saved) == 1 and saved[0].dtype == torch.bool and saved[0].shape == x.shape
+    h = nn.Linear(128, 128)(x[None])  # a reshaped view of a whole tensor: still a mask
+    for inp in (x, h):
+        saved = _HeLUFunction.apply(inp, ALPHA).grad_fn.saved_tensors
+        assert len(saved) == 1 and saved[0].dtype == torch.bool and saved[0].shape == inp.shape
+
+
+def test_helu_in_a_gated_block_keeps_its_half_and_has_the_helu_gradient():
+    projected = torch.randn(4, 8, 40, requires_grad=True)
+    value, gate = projected.chunk(2, dim=-1)
+    y = _HeLUFunction.apply(value, ALPHA)
+    (saved,) = y.grad_fn.saved_tensors
+    assert saved.data_ptr() == value.data_ptr()  # the half itself: no new memory
+    upstream = torch.randn_like(y)
+    (y * gate).backward(upstream * 1.0)
+    expected = torch.cat([upstream * gate * (value > -ALPHA), upstream * torch.relu(value)], dim=-1)
+    assert torch.allclose(projected.grad, expected.detach())
+    assert torch.equal(y, torch.relu(value))
 
 
 def test_helu_under_bf16_autocast():
