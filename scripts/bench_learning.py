@@ -6,6 +6,9 @@
     python scripts/bench_learning.py run --architecture bert --activation relu --minutes 15
     # every arm found under the output folder (or the given run folders) -> JSON, PNG, Markdown table
     python scripts/bench_learning.py report --output docs/bench_learning/bench_learning [RUN_DIR ...]
+    # tokens/s of model sizes, in turn: how many steps each gets for the compute of the first's
+    python scripts/bench_learning.py speed --reference-steps 1800 --size "model.hidden_size=256" \
+        --size "model.hidden_size=128 model.num_attention_heads=2 model.intermediate_size=341"
 
 Each arm is a real ``python -m pretrain`` run of the recipe (``--config``, default cpu-tiny) with
 ``model.architecture`` and the activation set, plus any ``dotted.key=value`` overrides, in its own
@@ -216,6 +219,54 @@ def report(args) -> int:
     return 0
 
 
+def speed(args) -> int:
+    """Short runs of each ``--size`` in turn, ``--rounds`` times: median tokens/s, and the steps that
+    give each the compute (wall clock on this machine) of ``--reference-steps`` of the first."""
+    import statistics
+    import tempfile
+
+    from bert_helu.atomic import atomic_write_json
+
+    sizes = [size.split() for size in args.size]
+    rates: list[list[float]] = [[] for _ in sizes]
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for i, overrides in enumerate(sizes):
+                out = Path(tmp) / f"size{i}-round{r}"
+                command = [
+                    sys.executable, "-m", "pretrain", "--config", args.config,
+                    "--activation", args.activation, "--output-dir", str(out),
+                    f"model.architecture={args.architecture}",
+                    f"train.max_steps={args.steps}", "train.schedule_progress=steps", "train.budget_hours=0",
+                    f"train.eval_every_steps={args.steps}", "logging.progress_bar=false", *overrides,
+                ]  # fmt: skip
+                env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+                subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+                rates[i].append(read_arm(out)["median_tokens_per_s"])
+                print(
+                    f"round {r}: {' '.join(overrides) or 'the recipe'}: {rates[i][-1]:,.0f} tokens/s",
+                    flush=True,
+                )
+    medians = [statistics.median(r) for r in rates]
+    rows = [
+        {
+            "overrides": overrides,
+            "tokens_per_s": rate,
+            "per_round": per_round,
+            "vs_first": rate / medians[0],
+            "equal_compute_steps": round(args.reference_steps * rate / medians[0]),
+        }
+        for overrides, rate, per_round in zip(sizes, medians, rates, strict=True)
+    ]
+    for row in rows:
+        print(f"{' '.join(row['overrides']) or 'the recipe'}: {row['tokens_per_s']:,.0f} tokens/s, "
+              f"{row['vs_first']:.2f}x, {row['equal_compute_steps']} steps")  # fmt: skip
+    if args.output:
+        command = ["python", "scripts/bench_learning.py", *sys.argv[1:]]
+        atomic_write_json(Path(args.output), {"command": " ".join(command), "sizes": rows})
+    return 0
+
+
 def plot(arms: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -224,7 +275,11 @@ def plot(arms: list[dict], path: Path) -> None:
 
     fig, (by_tokens, by_time) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for a in arms:
-        label = f"{a['architecture']} {a['activation']} ({a['name'].rsplit('-', 1)[-1]})"
+        m = a["model"]
+        label = (
+            f"{a['architecture']} {m['num_hidden_layers']}x{m['hidden_size']} {a['activation']}, "
+            f"{schedule_of(a['train'])}, lr {a['train']['lr']:g}"
+        )
         points = [p for p in a["curve"] if p["step"] > 0]
         line = by_tokens.plot(
             [p["tokens"] / 1e6 for p in points], [p["val_loss"] for p in points], label=label
@@ -265,8 +320,17 @@ def main(argv=None) -> int:
     rep.add_argument(
         "--output", default="docs/bench_learning/bench_learning", help="path stem of the outputs"
     )
+    fast = sub.add_parser("speed", help="tokens/s of model sizes in turn: steps for equal compute")
+    fast.add_argument("--size", action="append", required=True, help="overrides of one size (quoted)")
+    fast.add_argument("--reference-steps", type=int, required=True, help="the first size's steps")
+    fast.add_argument("--architecture", choices=ARCHITECTURES, default="modernbert")
+    fast.add_argument("--activation", default="relu")
+    fast.add_argument("--config", default="configs/pretrain/cpu-tiny.yaml")
+    fast.add_argument("--steps", type=int, default=40, help="steps of each short run")
+    fast.add_argument("--rounds", type=int, default=2)
+    fast.add_argument("--output", help="JSON of the measurement")
     args = parser.parse_args(argv)
-    return run_arm(args) if args.command == "run" else report(args)
+    return {"run": run_arm, "report": report, "speed": speed}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -26,3 +26,15 @@ def test_arm_then_report(recipe, tmp_path, capsys):  # noqa: F811 - fixture
     assert [p["step"] for p in row["curve"]] == [0, 2, 4] and row["tokens"] == 4 * 16 * 32
     assert stem.with_suffix(".png").stat().st_size > 0
     assert "| modernbert | helu:alpha=0.05 |" in stem.with_suffix(".table.md").read_text()
+
+
+def test_speed_gives_equal_compute_steps(recipe, tmp_path, capsys):  # noqa: F811 - fixture
+    out = tmp_path / "speed.json"
+    argv = ["speed", "--config", str(recipe), "--steps", "3", "--rounds", "1", "--reference-steps", "100",
+            "--size", "model.hidden_size=64 model.num_attention_heads=2",
+            "--size", "model.num_hidden_layers=1", "--output", str(out)]  # fmt: skip
+    assert bench_learning.main(argv) == 0
+    first, second = json.loads(out.read_text())["sizes"]
+    assert first["vs_first"] == 1.0 and first["equal_compute_steps"] == 100
+    assert second["tokens_per_s"] > 0 and second["equal_compute_steps"] == round(100 * second["vs_first"])
+    assert second["overrides"] == ["model.num_hidden_layers=1"]
