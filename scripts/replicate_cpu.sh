@@ -17,7 +17,8 @@
 # replicate each), FT_SEED (fine-tuning seed), ACTIVATIONS ("name=spec ..."), BASELINE (row the others are
 # tested against), TASKS, STEPS (optimizer steps per model: equal tokens for every model, the fair budget
 # on a machine shared with other jobs) or BUDGET_HOURS (Cramming's wall-clock budget; set STEPS= to use
-# it), WORKERS (parallel units, each pinned to one core with one thread), RESAMPLES.
+# it), WORKERS (parallel units, each pinned to one core with one thread), RESAMPLES, PRETRAIN_OVERRIDES
+# (dotted recipe overrides for every pretraining, e.g. the model size).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,9 @@ FT_SEED=${FT_SEED:-42}
 ACTIVATIONS=${ACTIVATIONS:-"gelu=gelu relu=relu helu-0.05=helu:alpha=0.05"}
 BASELINE=${BASELINE:-relu}
 TASKS=${TASKS:-cola,sst2,mrpc,stsb,rte,wnli}
-STEPS=${STEPS-300}  # 2.5M tokens per model: 20-24 min on one core in fp32; whole study ~3.5 h on 2 cores
+# 1700 x 32 x 128 = 7.0M tokens per model of cpu-tiny's 4x128: the compute of 300 steps (2.5M tokens) of
+# the earlier 4x256 recipe, which took 20-24 min per model on one core in fp32 (whole study ~3.5 h on 2 cores)
+STEPS=${STEPS-1700}
 BUDGET_HOURS=${BUDGET_HOURS:-0.25}
 WORKERS=${WORKERS:-2}
 RESAMPLES=${RESAMPLES:-10000}
@@ -37,6 +40,7 @@ STAGES=${STAGES:-"corpus units tables stats"}
 GLUE_DIR=${GLUE_DIR:-../shared/data/glue_data}
 PRETRAIN_CONFIG=${PRETRAIN_CONFIG:-configs/pretrain/cpu-tiny.yaml}
 FINETUNE_CONFIG=${FINETUNE_CONFIG:-configs/finetune/cpu-crammed.yaml}
+read -r -a pretrain_overrides <<<"${PRETRAIN_OVERRIDES:-}"
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -61,7 +65,8 @@ run_unit() {  # pretrain seed $1 with activation $2=$3, then fine-tune it (on co
   local pin=(env OMP_NUM_THREADS=1 taskset -c "$core")
   say "$name: pretrain ($spec, seed $seed) on core $core"
   "${pin[@]}" $PY -m pretrain --config "$PRETRAIN_CONFIG" --activation "$spec" --output-dir "$OUT/$name" \
-    seed="$seed" "${budget[@]}" train.cpu_threads=1 logging.progress_bar=false || return 1
+    seed="$seed" "${budget[@]}" "${pretrain_overrides[@]}" train.cpu_threads=1 logging.progress_bar=false \
+    || return 1
   say "$name: fine-tune on $TASKS"
   "${pin[@]}" $PY -m finetune --config "$FINETUNE_CONFIG" --checkpoints "$name=$OUT/$name/final" \
     --tasks "$TASKS" --seeds "$FT_SEED" --glue-dir "$GLUE_DIR" --output-dir "$RESULTS" --int8 torch_threads=1
@@ -69,7 +74,7 @@ run_unit() {  # pretrain seed $1 with activation $2=$3, then fine-tune it (on co
 
 if has_stage corpus; then
   say "corpus: clean, dedup, WordPiece, pack (cached after the first run)"
-  $PY -m pretrain --config "$PRETRAIN_CONFIG" --prepare-only
+  $PY -m pretrain --config "$PRETRAIN_CONFIG" --prepare-only "${pretrain_overrides[@]}"
 fi
 
 if has_stage units; then
