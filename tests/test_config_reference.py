@@ -50,7 +50,7 @@ def test_pretrain_print_config_is_the_resolved_recipe_and_reads_back(tmp_path):
     assert out.startswith("# resolved recipe: defaults <- configs/pretrain/cpu-tiny.yaml")
     printed = yaml.safe_load(out)
     assert printed["activation"] == "helu:alpha=0.1" and printed["train"]["budget_hours"] == 0.5
-    assert printed["model"]["hidden_size"] == 256  # from the file
+    assert printed["model"]["hidden_size"] == 128  # from the file
     assert printed["train"]["max_bad_steps"] == PRETRAIN_DEFAULTS["train"]["max_bad_steps"]  # a default
     (tmp_path / "resolved.yaml").write_text(out)
     expected = load_config(PRETRAIN_DEFAULTS, REPO / "configs/pretrain/cpu-tiny.yaml",
