@@ -44,6 +44,11 @@ def arm_name(architecture: str, activation: str, steps: int, minutes: float, ove
     return f"{architecture}-{activation.replace(':', '-').replace('=', '')}-{budget}{extra}"
 
 
+def step_budget(steps: int) -> list[str]:
+    """Overrides for a step-driven run: equal tokens, whatever the machine's speed."""
+    return [f"train.max_steps={steps}", "train.schedule_progress=steps", "train.budget_hours=0"]
+
+
 def run_arm(args) -> int:
     overrides = list(args.overrides)
     recipe = yaml.safe_load(Path(args.config).read_text())
@@ -53,7 +58,7 @@ def run_arm(args) -> int:
     if bool(args.steps) == bool(args.minutes):
         raise SystemExit("give exactly one of --steps (equal tokens) or --minutes (equal wall clock)")
     if args.steps:
-        budget = [f"train.max_steps={args.steps}", "train.schedule_progress=steps", "train.budget_hours=0"]
+        budget = step_budget(args.steps)
     else:
         budget = [
             f"train.budget_hours={args.minutes / 60}",
@@ -237,8 +242,8 @@ def speed(args) -> int:
                     sys.executable, "-m", "pretrain", "--config", args.config,
                     "--activation", args.activation, "--output-dir", str(out),
                     f"model.architecture={args.architecture}",
-                    f"train.max_steps={args.steps}", "train.schedule_progress=steps", "train.budget_hours=0",
-                    f"train.eval_every_steps={args.steps}", "logging.progress_bar=false", *overrides,
+                    *step_budget(args.steps), f"train.eval_every_steps={args.steps}",
+                    "logging.progress_bar=false", *overrides,
                 ]  # fmt: skip
                 env = {**os.environ, "HF_HUB_OFFLINE": "1"}
                 subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
