@@ -18,7 +18,10 @@
 # tested against), TASKS, STEPS (optimizer steps per model: equal tokens for every model, the fair budget
 # on a machine shared with other jobs) or BUDGET_HOURS (Cramming's wall-clock budget; set STEPS= to use
 # it), WORKERS (parallel units, each pinned to one core with one thread), RESAMPLES, PRETRAIN_OVERRIDES
-# (dotted recipe overrides for every pretraining, e.g. the model size).
+# (dotted recipe overrides for every pretraining, e.g. the model size), FINETUNE (names of the activations
+# whose checkpoints are fine-tuned; default: all; the others are pretrained only), RUNS_RECORD (where each
+# finished pretraining's summary.json and metrics.jsonl are copied: small files that keep the study's
+# pretraining results when $OUT is gone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +40,8 @@ BUDGET_HOURS=${BUDGET_HOURS:-0.25}
 WORKERS=${WORKERS:-2}
 RESAMPLES=${RESAMPLES:-10000}
 STAGES=${STAGES:-"corpus units tables stats"}
+FINETUNE=${FINETUNE-}
+RUNS_RECORD=${RUNS_RECORD:-$OUT/record}
 GLUE_DIR=${GLUE_DIR:-../shared/data/glue_data}
 PRETRAIN_CONFIG=${PRETRAIN_CONFIG:-configs/pretrain/cpu-tiny.yaml}
 FINETUNE_CONFIG=${FINETUNE_CONFIG:-configs/finetune/cpu-crammed.yaml}
@@ -53,20 +58,29 @@ else
   budget=(train.budget_hours="$BUDGET_HOURS" train.schedule_progress=time train.max_steps=0)
 fi
 
-unit_done() {  # all fine-tuning results of checkpoint $1 are there
+finetuned() {  # is activation $1 fine-tuned?
+  [[ -z $FINETUNE || " $FINETUNE " == *" $1 "* ]]
+}
+
+unit_done() {  # checkpoint $1 (activation $2) is pretrained, recorded and, if asked for, fine-tuned
   local found
+  [[ -f $RUNS_RECORD/$1/summary.json ]] || return 1
+  finetuned "$2" || return 0
   found=$(find "$RESULTS/$1" -name results.json -path "*/seed$FT_SEED/*" 2>/dev/null | wc -l)
   ((found >= n_tasks))
 }
 
 run_unit() {  # pretrain seed $1 with activation $2=$3, then fine-tune it (on core $4 with one thread)
   local seed=$1 name=$2-s$1 spec=$3 core=$4
-  if unit_done "$name"; then echo "$name: done"; return; fi
+  if unit_done "$name" "$2"; then echo "$name: done"; return; fi
   local pin=(env OMP_NUM_THREADS=1 taskset -c "$core")
   say "$name: pretrain ($spec, seed $seed) on core $core"
   "${pin[@]}" $PY -m pretrain --config "$PRETRAIN_CONFIG" --activation "$spec" --output-dir "$OUT/$name" \
     seed="$seed" "${budget[@]}" "${pretrain_overrides[@]}" train.cpu_threads=1 logging.progress_bar=false \
     || return 1
+  mkdir -p "$RUNS_RECORD/$name"
+  cp "$OUT/$name/summary.json" "$OUT/$name/metrics.jsonl" "$RUNS_RECORD/$name/"
+  finetuned "$2" || return 0
   say "$name: fine-tune on $TASKS"
   "${pin[@]}" $PY -m finetune --config "$FINETUNE_CONFIG" --checkpoints "$name=$OUT/$name/final" \
     --tasks "$TASKS" --seeds "$FT_SEED" --glue-dir "$GLUE_DIR" --output-dir "$RESULTS" --int8 torch_threads=1
@@ -112,7 +126,7 @@ if has_stage tables; then
   $PY -m glue_eval compare "$RESULTS" --baseline "$BASELINE" --resamples "$RESAMPLES" --output "$tables/compare.md"
   baseline_spec=$BASELINE  # the activation of the baseline row, for the pretraining-loss comparison
   for pair in $ACTIVATIONS; do [[ ${pair%%=*} == "$BASELINE" ]] && baseline_spec=${pair#*=}; done
-  $PY scripts/plot_pretraining.py "$OUT" --output "$tables/pretraining.png" --baseline "$baseline_spec"
+  $PY scripts/plot_pretraining.py "$RUNS_RECORD" --output "$tables/pretraining.png" --baseline "$baseline_spec"
 fi
 
 if has_stage stats; then
