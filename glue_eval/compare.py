@@ -39,12 +39,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--group-by", default="recipe", metavar="RULE", help=GROUP_BY_HELP)
     parser.add_argument("--center", choices=["mean", "median"], default="mean", help=CENTER_HELP)
     parser.add_argument("--output", help="also write the comparison to this file")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw it: per column, each row's difference with its interval (filled: significant)",
+    )
 
 
 def run(args) -> int:
     if args.baseline is None and not args.delta:
         raise UserError("compare needs --baseline NAME: the row every other row is tested against")
     settings = significance.Settings(args.resamples, args.seed, args.level, args.center, args.delta).check()
+    if args.plot:
+        _check_plot_path(args.plot)
     rows = summarise(load_results(args.results), delta=args.delta, group_by=args.group_by, center=args.center)
     baseline = significance.find_row(rows, args.baseline) if args.baseline else None
     comparisons = significance.compare(rows, baseline, columns_of(rows), sorted(AVERAGES), settings)
@@ -58,7 +65,27 @@ def run(args) -> int:
         from bert_helu.atomic import atomic_write_text
 
         atomic_write_text(args.output, text)
+    if args.plot:
+        from bert_helu.analysis.plots import plot_comparison
+
+        note = (
+            f"{settings.resamples} resamples, seed {settings.seed}; rows' {settings.center} over their runs"
+        )
+        plot_comparison(comparisons, args.plot, settings.level, baseline.name if baseline else None, note)
     return 0
+
+
+def _check_plot_path(path: str) -> None:
+    """Before the bootstrap, not after it: a bad path should not cost the minutes it takes."""
+    from pathlib import Path
+
+    from bert_helu.storage import check_writable
+
+    if Path(path).suffix.lower() != ".png":
+        raise UserError(f"--plot {path}: the figure is a PNG; give a file name ending in .png")
+    if Path(path).is_dir():
+        raise UserError(f"--plot {path}: is a directory; give a file name ending in .png")
+    check_writable(Path(path).parent, "--plot")
 
 
 def columns_of(rows: list[Row]) -> list[tuple[str, str, str]]:

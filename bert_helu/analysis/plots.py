@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
 from pathlib import Path
+
+from bert_helu.atomic import atomic_write_bytes
 
 
 def _pyplot():
@@ -103,3 +107,104 @@ def plot_grouped_bars(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------------- comparison (forest plot)
+
+
+@dataclass(frozen=True)
+class ForestPoint:
+    """One interval of the comparison figure: a compared row's difference in one column."""
+
+    row: str  # the compared row (one colour each)
+    column: str  # task metric or average, one line of the figure each
+    y: float  # vertical position: columns from the top, a row's points offset within their line
+    difference: float
+    low: float
+    high: float
+    significant: bool  # drawn filled; hollow otherwise
+
+
+def forest_points(comparisons, level: float) -> list[ForestPoint]:
+    """What ``plot_comparison`` draws, from ``glue_eval.significance.Comparison`` objects (anything
+    with ``row``, ``label``, ``estimate`` and ``significant(level)``): columns in the order they come,
+    task metrics before averages as ``compare`` gives them."""
+    rows = list(dict.fromkeys(c.row for c in comparisons))
+    columns = list(dict.fromkeys(c.label for c in comparisons))
+    # rows share a column's band, spread over at most 0.4 of it so each point stays near its label
+    step = 0.4 / (len(rows) - 1) if len(rows) > 1 else 0.0
+    points = []
+    for c in comparisons:
+        offset = (rows.index(c.row) - (len(rows) - 1) / 2) * step
+        points.append(
+            ForestPoint(
+                row=c.row,
+                column=c.label,
+                y=columns.index(c.label) + offset,
+                difference=c.estimate.difference,
+                low=c.estimate.low,
+                high=c.estimate.high,
+                significant=c.significant(level),
+            )
+        )
+    return points
+
+
+def plot_comparison(
+    comparisons, path: str | Path, level: float, baseline: str | None, note: str = ""
+) -> Path:
+    """Forest plot of ``compare``'s result: per column, each row's difference from the baseline (or
+    from 0) with its interval; filled markers where p < ``level``. Written atomically as PNG."""
+    from matplotlib.lines import Line2D
+
+    plt = _pyplot()
+    points = forest_points(comparisons, level)
+    rows = list(dict.fromkeys(p.row for p in points))
+    columns = list(dict.fromkeys(p.column for p in points))
+    colours = plt.get_cmap("tab10").colors
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.42 * max(len(columns), 1) * max(1, len(rows) / 2)))
+    for p in points:
+        colour = colours[rows.index(p.row) % len(colours)]
+        ax.plot([p.low, p.high], [p.y, p.y], color=colour, lw=1.8, solid_capstyle="butt")
+        ax.plot(
+            p.difference,
+            p.y,
+            "o",
+            ms=7,
+            mec=colour,
+            mew=1.6,
+            mfc=colour if p.significant else "white",
+            zorder=3,
+        )
+    for i in range(0, len(columns), 2):  # shaded bands tell which column a point belongs to
+        ax.axhspan(i - 0.5, i + 0.5, color="0.95", zorder=0)
+    ax.axvline(0, color="black", lw=0.8)
+    averages = [i for i, c in enumerate(columns) if c.startswith("Avg")]
+    if averages and averages[0] > 0:  # the averages below a rule: they summarise the lines above
+        ax.axhline(averages[0] - 0.5, color="grey", lw=0.6, ls=":")
+    ax.set_yticks(range(len(columns)), columns)
+    ax.set_ylim(len(columns) - 0.5, -0.5)
+    ax.grid(axis="x", color="0.85")
+    ax.set_axisbelow(True)
+    pct = f"{100 * (1 - level):g}%"
+    against = f"row minus {baseline}" if baseline else "each row against 0"
+    ax.set_xlabel(f"{against}, percentage points; bars: {pct} interval")
+    handles = [
+        Line2D([], [], color=colours[i % len(colours)], marker="o", lw=1.8, label=r)
+        for i, r in enumerate(rows)
+    ]
+    handles += [
+        Line2D([], [], color="0.3", marker="o", ls="", mfc="0.3", label=f"p < {level:g}"),
+        Line2D([], [], color="0.3", marker="o", ls="", mfc="white", label=f"p \u2265 {level:g}"),
+    ]
+    # below the axes, so no interval is hidden behind it
+    per_line = len(handles) if len(handles) <= 4 else 3
+    fig.legend(handles=handles, fontsize=8, loc="lower center", ncol=per_line, frameon=False)
+    title = f"Difference from {baseline}" if baseline else "Difference from 0"
+    ax.set_title(title + (f"\n{note}" if note else ""), fontsize=10)
+    legend_lines = -(-len(handles) // per_line)
+    fig.tight_layout(rect=(0, 0.25 * legend_lines / fig.get_figheight(), 1, 1))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
