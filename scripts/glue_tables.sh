@@ -20,6 +20,6 @@ if [[ -n ${BASELINE:-} ]]; then
   $PY -m glue_eval table "$results" --format md --significance --baseline "$BASELINE" \
     --output "$tables/glue-paper-significance.md"
   $PY -m glue_eval table "$results" --format md --delta int8 --significance --output "$tables/int8-delta-significance.md"
-  $PY -m glue_eval compare "$results" --baseline "$BASELINE" --output "$tables/compare.md"
+  $PY -m glue_eval compare "$results" --baseline "$BASELINE" --output "$tables/compare.md" --plot "$tables/compare.png"
   $PY -m glue_eval compare "$results" --baseline "$BASELINE" --format json --output "$tables/compare.json"
 fi

@@ -123,7 +123,8 @@ if has_stage tables; then
   $PY -m glue_eval table "$RESULTS" --format latex --average paper "${sig[@]}" --output "$tables/glue-paper.tex"
   $PY -m glue_eval table "$RESULTS" --format md --delta int8 --significance --resamples "$RESAMPLES" \
     --output "$tables/int8-delta.md"
-  $PY -m glue_eval compare "$RESULTS" --baseline "$BASELINE" --resamples "$RESAMPLES" --output "$tables/compare.md"
+  $PY -m glue_eval compare "$RESULTS" --baseline "$BASELINE" --resamples "$RESAMPLES" --output "$tables/compare.md" \
+    --plot "$tables/compare.png"
   baseline_spec=$BASELINE  # the activation of the baseline row, for the pretraining-loss comparison
   for pair in $ACTIVATIONS; do [[ ${pair%%=*} == "$BASELINE" ]] && baseline_spec=${pair#*=}; done
   $PY scripts/plot_pretraining.py "$RUNS_RECORD" --output "$tables/pretraining.png" --baseline "$baseline_spec"
