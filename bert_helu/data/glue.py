@@ -88,6 +88,16 @@ TASKS: dict[str, GlueTask] = {
     ]
 }  # fmt: skip
 
+# The GLUE metric's config names (the hub's `glue` metric's, bert_helu/glue_metric's) -> what each
+# reports: every task and reported dev split, MNLI matched under both names, and the diagnostic set AX
+# (MNLI-style labels, scored with Matthews correlation as the GLUE server scores it).
+METRIC_CONFIGS: dict[str, tuple[str, ...]] = {
+    **{reported: t.metrics for t in TASKS.values() for reported in (t.name, *t.reported_names)},
+    "mnli_matched": TASKS["mnli"].metrics,
+    "ax": ("matthews_correlation",),
+    "hans": ("accuracy",),
+}
+
 # Names people type for a task (the GLUE folder names, "sts-b", ...) -> our name.
 _ALIASES = {t.dir_name.lower().replace("-", ""): t.name for t in TASKS.values()}
 
