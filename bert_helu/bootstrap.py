@@ -8,7 +8,9 @@ sklearn/scipy), never a mean of per-example scores. One resample serves every ru
 same examples: that is what pairs the comparison.
 
 Runs (pretraining replicates, or fine-tuning seeds) are resampled with ``draw_units``; ``estimate``
-turns bootstrap samples of a difference into a percentile interval and a two-sided p-value.
+turns bootstrap samples of a difference into a percentile interval and a two-sided p-value. Rows of
+several runs are compared by bert_helu.ttest instead (glue_eval.significance): redrawing 2-5 runs
+underestimates their spread.
 """
 
 from __future__ import annotations
@@ -259,7 +261,9 @@ class Estimate:
     low: float  # percentile interval of the bootstrap samples
     high: float
     p_value: float
-    resamples: int
+    resamples: int  # 0 for a t-test
+    method: str = "bootstrap"  # or "t": bert_helu.ttest, interval and p from the t distribution
+    df: float | None = None  # the t-test's degrees of freedom
 
     def significant(self, level: float) -> bool:
         return bool(self.p_value < level)

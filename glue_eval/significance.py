@@ -1,11 +1,17 @@
-"""Which differences are real: table rows against a baseline row, by bootstrap over dev examples.
+"""Which differences are real: table rows against a baseline row.
 
-For each task, one set of resamples of its dev examples serves every run of every row (the paired
-part: row and baseline are scored on the same resampled examples). A row of several runs also
-resamples its runs, the top level of what was replicated: its pretraining replicates if it has
-several (each the mean over its fine-tuning seeds), else its fine-tuning seeds. Per resample, each
-task's metric is recomputed (bert_helu.bootstrap), each row's value is its center over the drawn runs,
-and each average convention is computed from those per-task values as the table computes it.
+Where either row has several runs (the top level of what was replicated: its pretraining replicates
+if it has several, each the mean over its fine-tuning seeds, else its fine-tuning seeds), Welch's
+t-test on the runs' values (bert_helu.ttest): each run's metric already carries its dev-example
+noise, so the spread of the runs measures seed and example noise together. Redrawing 2-5 runs in a
+bootstrap instead underestimates that spread (docs/significance.md has the simulation). Each average
+convention is tested on the per-run averages, computed as the table computes them.
+
+Where both rows are one run each, a paired bootstrap over dev examples: for each task, one set of
+resamples of its dev examples serves every run of every row (row and baseline are scored on the same
+resampled examples), each task's metric is recomputed per resample (bert_helu.bootstrap), and each
+average from those per-task values. ``--center median`` keeps the bootstrap for rows of several runs
+too (resampling the runs as well), since the t-test is about means.
 
 Everything here works in the table's units (percent, or percentage points for differences).
 """
@@ -21,11 +27,17 @@ import numpy as np
 from bert_helu.bootstrap import Estimate, bootstrap_metrics, center, estimate, observed_metrics
 from bert_helu.errors import UserError
 from bert_helu.predictions import read_predictions
+from bert_helu.ttest import welch
 from glue_eval.results import AVERAGES, Row
 
 P_VALUE_DEFINITION = (
     "two-sided bootstrap p = min(1, 2 min(1 + #{d* <= 0}, 1 + #{d* >= 0}) / (B + 1)) over the B "
     "resampled differences d*; the interval is the percentile interval of d*"
+)
+T_TEST_DEFINITION = (
+    "Welch's t-test on the runs' values (a row's pretraining replicates, else its fine-tuning seeds), "
+    "two-sided, Welch-Satterthwaite df; a side with one run is given the other side's spread; the "
+    "interval is the t interval"
 )
 
 
@@ -108,10 +120,35 @@ def scheme(row: Row, baseline: Row | None, settings: Settings) -> str:
             "no runs to resample"
         )
     described = "; ".join(f"{r.name}: {_describe_units(r)}" for r in both)
+    if uses_t_test(row, baseline, settings):
+        single = [r.name for r in both if _units_per_row(r) == 1]
+        alone = (
+            f"; {single[0]} has one run, given the other row's spread (equal spread assumed)"
+            if single
+            else ""
+        )
+        against = "each run's value against 0" if baseline is None else "the runs' values of both rows"
+        if settings.delta:
+            against = (
+                "each run's INT8-minus-full-precision delta (the same run on the same examples: paired by "
+                "construction), " + ("against 0" if baseline is None else "of both rows")
+            )
+        return (
+            f"Welch t-test on {against} ({described}){alone}: each run's metric carries its own "
+            "dev-example noise, so the runs' spread measures seed and example noise together; "
+            "t interval, Welch-Satterthwaite df"
+        )
     return (
         f"two-level bootstrap: each resample draws each row's runs with replacement ({described}), "
         f"then dev examples: {what}"
     )
+
+
+def uses_t_test(row: Row, baseline: Row | None, settings: Settings) -> bool:
+    """The replicate-level t-test where a row has several runs; the bootstrap for single runs, and for
+    medians (the t-test is about means)."""
+    both = [row] if baseline is None else [row, baseline]
+    return settings.center == "mean" and any(_units_per_row(r) > 1 for r in both)
 
 
 def _units_per_row(row: Row) -> int:
@@ -150,13 +187,16 @@ def compare(
     out = []
     for row in others:
         mine, base = values[id(row)], values[id(baseline)] if baseline is not None else None
+        t_test = uses_t_test(row, baseline, settings)
         for label, task, metric in columns:
             if (task, metric) not in needed or not row.cell(task, metric):
                 continue
             if baseline is not None and not baseline.cell(task, metric):
                 continue
             a, b = mine.task(task, metric), base.task(task, metric) if base else None
-            out.append(_comparison(row, baseline, label, task, metric, a, b, examples[task], settings))
+            out.append(
+                _comparison(row, baseline, label, task, metric, a, b, examples[task], settings, t_test)
+            )
         for name in averages:
             covers = _coverage(row, name)
             if baseline is not None and _coverage(baseline, name) != covers:
@@ -164,16 +204,31 @@ def compare(
             if not covers:
                 continue
             a, b = mine.average(name), base.average(name) if base else None
-            out.append(_comparison(row, baseline, f"Avg ({name})", None, None, a, b, None, settings, covers))
+            out.append(
+                _comparison(row, baseline, f"Avg ({name})", None, None, a, b, None, settings, t_test, covers)
+            )
     return out
 
 
-def _comparison(row, baseline, label, task, metric, mine, base, examples, settings, covers=()):
-    (row_obs, row_samples) = mine
+def replicate_test(row_units, base_units, level: float) -> Estimate | None:
+    """The replicate-level test of one cell from the runs' values (``base_units`` None: against 0);
+    None where it cannot run (one run on each side, or a run without every task of an average)."""
+    if row_units is None or (base_units is None and len(row_units) < 2):
+        return None
+    if base_units is not None and max(len(row_units), len(base_units)) < 2:
+        return None
+    return welch(row_units, base_units, level)
+
+
+def _comparison(row, baseline, label, task, metric, mine, base, examples, settings, t_test, covers=()):
+    (row_obs, row_samples, row_units) = mine
     if base is None:
         diff_obs, diff_samples, base_obs = row_obs, row_samples, None
     else:
         diff_obs, diff_samples, base_obs = row_obs - base[0], row_samples - base[1], base[0]
+    found = None
+    if t_test and (base is None or base[2] is not None):
+        found = replicate_test(row_units, None if base is None else base[2], settings.level)
     return Comparison(
         row=row.name,
         baseline=baseline.name if baseline is not None else None,
@@ -182,7 +237,7 @@ def _comparison(row, baseline, label, task, metric, mine, base, examples, settin
         metric=metric,
         row_value=row_obs,
         baseline_value=base_obs,
-        estimate=estimate(diff_obs, diff_samples, settings.level),
+        estimate=found if found is not None else estimate(diff_obs, diff_samples, settings.level),
         examples=examples,
         covers=tuple(covers),
     )
@@ -304,9 +359,11 @@ class _RowValues:
         samples = np.stack([s for _, s in per_unit], axis=1)
         return float(center(observed, how=self.how)[0]), center(samples, self._draws(len(per_unit)), self.how)
 
-    def task(self, task: str, metric: str) -> tuple[float, np.ndarray]:
+    def task(self, task: str, metric: str) -> tuple[float, np.ndarray, np.ndarray]:
+        """Observed center, its bootstrap samples, and the units' observed values."""
         units = self._units(task, metric)
-        return self._center([units[u] for u in sorted(units, key=str)])
+        per_unit = [units[u] for u in sorted(units, key=str)]
+        return (*self._center(per_unit), np.array([o for o, _ in per_unit]))
 
     def average(self, name: str) -> tuple[float, np.ndarray]:
         """As glue_eval.results._average: per unit over the units every component shares, else the
@@ -322,8 +379,8 @@ class _RowValues:
                     [np.mean([p[unit][1] for p in parts], axis=0) for parts in per_part], axis=0
                 )
                 per_unit.append((observed, samples))
-            return self._center(per_unit)
+            return (*self._center(per_unit), np.array([o for o, _ in per_unit]))
         tasks = [[self._center([p[u] for u in sorted(p, key=str)]) for p in parts] for parts in per_part]
         observed = np.mean([np.mean([o for o, _ in parts]) for parts in tasks])
         samples = np.mean([np.mean([s for _, s in parts], axis=0) for parts in tasks], axis=0)
-        return float(observed), samples
+        return float(observed), samples, None  # no unit has every task: no per-unit averages

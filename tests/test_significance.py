@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from conftest import REPO
+from scipy import stats
 
 from bert_helu.metrics import compute_metrics
 from bert_helu.predictions import from_eval, write_predictions
@@ -46,9 +47,10 @@ def write_result(root, run, activation, task, seed, preds, int8=None, pretrainin
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """gelu (baseline), helu (much better on RTE, alike elsewhere), relu (gelu's very predictions)."""
+    """gelu (baseline), helu (much better on RTE, alike elsewhere), relu (gelu's very predictions);
+    three fine-tuning seeds of one checkpoint each."""
     root = tmp_path_factory.mktemp("results")
-    for seed in (1, 2):
+    for seed in (1, 2, 3):
         for task in METRICS:
             gelu = predictions_with_skill(task, 0.6, seed)
             helu = predictions_with_skill(task, 0.9 if task == "rte" else 0.6, 100 + seed)
@@ -88,30 +90,51 @@ def test_identical_predictions_differ_by_zero_and_a_real_gap_is_found(results):
         "Avg (glue)",
     ):
         relu = by[("relu (relu)", column)]
-        # the seeds of each row are drawn independently, so the interval has a width, centred on 0
-        assert relu["difference"] == 0 and relu["low"] < 0 < relu["high"] and relu["p_value"] > 0.5
-        assert relu["low"] == pytest.approx(-relu["high"], rel=0.25)
+        # the seeds of each row vary, so the t interval has a width, centred on 0
+        assert relu["difference"] == 0 and relu["low"] < 0 < relu["high"] and relu["p_value"] == 1
+        assert relu["low"] == pytest.approx(-relu["high"])
     rte = by[("helu (helu:alpha=0.05)", "RTE")]
     assert rte["difference"] == pytest.approx(30, abs=6) and rte["low"] > 15 and rte["significant"]
     assert rte["examples"] == 277 and rte["row_value"] - rte["baseline_value"] == pytest.approx(
         rte["difference"]
     )
+
+    # one checkpoint per row, three fine-tuning seeds each: Welch's t-test on the seeds' accuracies
+    def accuracy(skill, seed):
+        return 100 * np.mean(predictions_with_skill("rte", skill, seed) == GOLD["rte"])
+
+    per_seed = {
+        "helu": [accuracy(0.9, s) for s in (101, 102, 103)],
+        "gelu": [accuracy(0.6, s) for s in (1, 2, 3)],
+    }
+    welch = stats.ttest_ind(per_seed["helu"], per_seed["gelu"], equal_var=False)
+    assert rte["p_value"] == pytest.approx(welch.pvalue, rel=1e-9)
+    assert (rte["low"], rte["high"]) == pytest.approx(tuple(welch.confidence_interval(0.95)), rel=1e-9)
     assert found["resamples"] == 2000 and found["seed"] == 0 and found["level"] == 0.05
-    # one checkpoint per row, two fine-tuning seeds each: the seeds are resampled with the examples
-    assert "2 fine-tuning seeds of one checkpoint" in found["schemes"]["helu (helu:alpha=0.05)"]
+    scheme = found["schemes"]["helu (helu:alpha=0.05)"]
+    assert scheme.startswith("Welch t-test") and "3 fine-tuning seeds of one checkpoint" in scheme
 
 
 def test_deterministic_given_the_seed(results):
-    a, b = compare_json(results, "--baseline", "gelu"), compare_json(results, "--baseline", "gelu")
-    c = compare_json(results, "--baseline", "gelu", "--seed", 1)
-    assert a == b and a["comparisons"] != c["comparisons"]
+    # --center median keeps the bootstrap (the t-test is about means): its draws follow --seed
+    median = ("--baseline", "gelu", "--center", "median")
+    a, b = compare_json(results, *median), compare_json(results, *median)
+    c = compare_json(results, *median, "--seed", 1)
+    assert a == b and [x["p_value"] for x in a["comparisons"]] != [x["p_value"] for x in c["comparisons"]]
+    assert "two-level bootstrap" in a["schemes"]["helu (helu:alpha=0.05)"]
+    # the t-test draws nothing
+    t1, t2 = (
+        compare_json(results, "--baseline", "gelu"),
+        compare_json(results, "--baseline", "gelu", "--seed", 1),
+    )
+    assert [x["p_value"] for x in t1["comparisons"]] == [x["p_value"] for x in t2["comparisons"]]
 
 
 def test_compare_markdown_and_csv_say_scheme_resamples_and_seed(results, capsys):
     assert glue_eval("compare", results, "--baseline", "gelu (gelu)", "--resamples", 500, "--seed", 3) == 0
     out = capsys.readouterr().out
     assert "Bootstrap: 500 resamples, seed 3" in out and "## helu (helu:alpha=0.05) vs gelu (gelu)" in out
-    assert "Scheme: two-level bootstrap: each resample draws each row's runs with replacement" in out
+    assert "Scheme: Welch t-test on the runs' values of both rows" in out
     rte = next(line for line in out.splitlines() if line.startswith("| RTE |"))
     assert rte.endswith("| * |") and "| 277 |" in rte
     assert glue_eval("compare", results, "--baseline", "gelu", "--resamples", 500, "--format", "csv") == 0
