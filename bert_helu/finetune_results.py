@@ -13,6 +13,7 @@ from bert_helu.atomic import atomic_write_json
 from bert_helu.finetune_plan import Run
 from bert_helu.finetuning import RunOutcome
 from bert_helu.glue_submission import SubmissionTestSets
+from bert_helu.paths import display_path
 from bert_helu.predictions import FILE_NAME as PREDICTIONS_FILE
 from bert_helu.predictions import write_predictions
 from bert_helu.provenance import pretraining_provenance
@@ -28,7 +29,7 @@ def write_run_files(run: Run, outcome: RunOutcome, test_sets: SubmissionTestSets
         result = {"run": run.checkpoint.name, **outcome.results[name], "identity": run.identity}
         result["pretraining"] = pretraining
         if run.model_dir is not None:
-            result["model_dir"] = str(run.model_dir)
+            result["model_dir"] = display_path(run.model_dir)
         if name in outcome.dev_predictions:
             write_predictions(run.dir_of(name) / PREDICTIONS_FILE, outcome.dev_predictions[name])
             result["predictions"] = PREDICTIONS_FILE

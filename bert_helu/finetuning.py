@@ -28,6 +28,7 @@ from bert_helu.data.glue import GlueSplits, GlueTask
 from bert_helu.errors import UserError, first_line
 from bert_helu.metrics import compute_metrics
 from bert_helu.modeling import activation_of, load_model, save_model
+from bert_helu.paths import display_path
 from bert_helu.predictions import from_eval
 from bert_helu.pretraining import decay_groups
 from bert_helu.quantization import quantize_int8
@@ -241,10 +242,10 @@ def finetune(
 
     common = {  # to every reported task's results
         "seed": seed,
-        "checkpoint": str(checkpoint),
+        "checkpoint": display_path(checkpoint),
         "activation": activation,
         "train_settings": dict(cfg),
-        "init_from": str(init_dir) if init_dir else None,
+        "init_from": display_path(init_dir) if init_dir else None,
         "mixed_precision": accelerator.mixed_precision,
         "num_processes": accelerator.num_processes,
     }

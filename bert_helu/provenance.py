@@ -13,6 +13,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from bert_helu.paths import display_path
+
 # Recipe keys that leave the trained model unchanged: logging, telemetry, checkpointing, evaluation
 # cadence, threads and cache paths.
 OPERATIONAL_KEYS = (
@@ -74,4 +76,4 @@ def pretraining_provenance(checkpoint: str | Path, activation: str | None = None
         return dict(UNKNOWN)  # not a pretraining summary of ours
     if activation is not None and summary.get("activation", config.get("activation")) != activation:
         return dict(UNKNOWN)
-    return {"seed": seed, "recipe": recipe_fingerprint(config), "summary": str(path)}
+    return {"seed": seed, "recipe": recipe_fingerprint(config), "summary": display_path(path)}

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from bert_helu.agreement import global_mean_loss
 from bert_helu.atomic import atomic_write_json
+from bert_helu.paths import display_path
 from bert_helu.run_state import RunState
 from bert_helu.trackers import add_histograms, tracker_hparams
 
@@ -169,7 +170,7 @@ class RunLog:
             "global_batch_size": self.cfg["train"]["global_batch_size"],
             "batch_plan": self.plan.as_dict() if self.plan else None,
             "seq_len": self.seq_len,
-            "final_dir": str(self.dir / "final"),
+            "final_dir": display_path(self.dir / "final"),
             "telemetry": telemetry["mean"] if telemetry else None,
             "config": self.cfg,
         }

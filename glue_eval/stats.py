@@ -11,6 +11,7 @@ from bert_helu.analysis.plots import plot_layer_sparsity, plot_preactivation_his
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs
 from bert_helu.errors import UserError
 from bert_helu.named_checkpoints import parse_checkpoints
+from bert_helu.paths import display_path
 from bert_helu.plugins import add_import_argument, import_modules
 
 HELP = "per-layer exact-zero fraction, dead-neuron rate and pre-activation histograms of FFN activations"
@@ -77,14 +78,14 @@ def run(args: argparse.Namespace) -> dict:
         stats = collect_ffn_stats(
             model, tokenizer, texts, args.batch_size, args.max_length, band_alpha=args.alpha
         )
-        results[name] = {"checkpoint": str(path), **describe(model), **stats}
+        results[name] = {"checkpoint": display_path(path), **describe(model), **stats}
         mean = stats["mean"]
         print(
             f"{name}: {describe(model)['activation']}, zeros {mean['zero_fraction']:.3f}, "
             f"dead {mean['dead_fraction']:.3f}, in band {mean.get('band_fraction', 0):.3f} "
             f"({stats['tokens']} tokens)"
         )
-    report = {"data": args.data, "alpha": args.alpha, "machine": machine(), "models": results}
+    report = {"data": display_path(args.data), "alpha": args.alpha, "machine": machine(), "models": results}
     paths = write_outputs(out_dir, "stats", report, _markdown(report))
     plots = {
         "preactivations": plot_preactivation_histograms(results, out_dir / "preactivations.png", args.alpha),

@@ -89,6 +89,7 @@ def main() -> None:
 
     from bert_helu.atomic import atomic_write_json
     from bert_helu.data.glue import load_task, resolve_tasks
+    from bert_helu.paths import display_path
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
@@ -110,7 +111,7 @@ def main() -> None:
         trainer.append(bench_trainer(checkpoint, task, data, args.examples, seed=round_))
         print(f"round {round_ + 1}: ours {ours[-1]:.1f} ex/s, HF Trainer (pad 128) {trainer[-1]:.1f} ex/s")
     result = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": display_path(checkpoint),
         "task": task.name,
         "examples_per_run": args.examples,
         "batch_size": 16,

@@ -50,7 +50,10 @@ def cli_prepare(data_cfg: dict, config: Path) -> tuple[float, str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    # relative to where it runs, as the page names it: ../shared/data from the repository root
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.path.relpath(REPO.parent / "shared" / "data"))
+    )
     parser.add_argument("--num-proc", type=int, default=2)
     parser.add_argument("--vocab-size", type=int, default=32768)
     parser.add_argument("--seq-len", type=int, default=128)
@@ -86,6 +89,8 @@ def main(argv=None) -> int:
 
 
 def run(args, data_cfg: dict, format_summary, prepare_corpus) -> int:
+    from bert_helu.paths import display_path
+
     load_before = os.getloadavg()
     cpu_before = cpu_seconds()
     cold = prepare_corpus(data_cfg)
@@ -103,17 +108,24 @@ def run(args, data_cfg: dict, format_summary, prepare_corpus) -> int:
     s = cold.summary
     result = {
         "command": "HF_HUB_OFFLINE=1 nice .venv/bin/python scripts/bench_prepare.py",
-        "data_dir": str(args.data_dir),
+        "data_dir": display_path(args.data_dir),
         "num_proc": args.num_proc,
         "cpus": os.cpu_count(),
         "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "python": platform.python_version(),
-        "cold": {k: s[k] for k in s if k not in ("sources",)},
+        # not the cache path: a temporary directory, deleted at the end
+        "cold": {k: s[k] for k in s if k not in ("sources", "cache_path")},
         # CPU seconds of this process and its workers: unlike wall time, not inflated by other users
         # of the machine. MB per CPU-second x cores = what idle cores would reach.
         "cold_cpu_s": round(cpu_used, 1),
         "mb_per_cpu_s": round(s["raw_text_mb"] / cpu_used, 3),
-        "sources": s["sources"],
+        "sources": [
+            {
+                **source,
+                "source": source["source"].replace(str(args.data_dir.resolve()), display_path(args.data_dir)),
+            }
+            for source in s["sources"]
+        ],
         "in_process_cache_hit_s": warm.summary["load_time_s"],
         "cli_startup_wall_s": round(startup_wall, 2),
         "cli_cache_hit_wall_s": round(hit_wall, 2),

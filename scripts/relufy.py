@@ -31,6 +31,7 @@ from bert_helu.analysis.inputs import load_encoder, load_texts, quiet_transforme
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs  # noqa: E402
 from bert_helu.errors import UserError, cli_entry  # noqa: E402
 from bert_helu.modeling import save_model, set_activation  # noqa: E402
+from bert_helu.paths import display_path  # noqa: E402
 
 
 def parse_args(argv):
@@ -129,9 +130,9 @@ def main(argv=None):
     command += ["--output-dir", str(glue_out), "--save-models"]
     run_program([*command, "--checkpoints", *(f"{n}={p}" for n, p in checkpoints.items())])
     # 5. sparsity after fine-tuning, accuracy, one table
-    rows, report = [], {"source": str(source), "machine": machine(), "checkpoints": {}}
+    rows, report = [], {"source": display_path(source), "machine": machine(), "checkpoints": {}}
     for name, path in checkpoints.items():
-        entry = report["checkpoints"][name] = {"path": str(path), "tasks": {}}
+        entry = report["checkpoints"][name] = {"path": display_path(path), "tasks": {}}
         for task in tasks:
             results = read_results(glue_out, name, task)
             after = [sparsity_on(Path(r["model_dir"]), task, cli) for r in results if r.get("model_dir")]
@@ -147,7 +148,7 @@ def main(argv=None):
                          after_ft.get("zero_fraction"), after_ft.get("dead_fraction")])  # fmt: skip
     headers = ["checkpoint", "task", "seeds", "dev metrics (mean over seeds)", "zeros before FT",
                "zeros after FT", "dead after FT"]  # fmt: skip
-    markdown = f"Relufication of `{source}`\n\n" + markdown_table(headers, rows)
+    markdown = f"Relufication of `{display_path(source)}`\n\n" + markdown_table(headers, rows)
     paths = write_outputs(out, "relufy", report, markdown)
     print(markdown)
     print(f"wrote {paths['json']} and {paths['markdown']}")
