@@ -12,9 +12,11 @@ import argparse
 import importlib
 import importlib.util
 import sys
+import sysconfig
+import traceback
 from pathlib import Path
 
-from bert_helu.errors import UserError
+from bert_helu.errors import UserError, first_line
 
 IMPORT_HELP = (
     "import this module (a dotted name such as examples.my_activation, or a .py file) before "
@@ -50,7 +52,11 @@ def import_module(name: str) -> None:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:
+            del sys.modules[path.stem]
+            raise _failed(name, err) from None
         return
     # `python -m` puts the current directory on sys.path, `python path/to/script.py` does not
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
@@ -58,14 +64,43 @@ def import_module(name: str) -> None:
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as err:
-        # only a missing module *named on the command line* is the user's typo; a missing dependency
-        # inside their module is a bug there and keeps its traceback
+        # a missing module *named on the command line* is the user's typo; a missing dependency
+        # inside their module is named with the line that imports it
         if err.name is None or not (name == err.name or name.startswith(err.name + ".")):
-            raise
+            raise _failed(name, err) from None
         raise UserError(
             f"--import {name}: no module named {err.name!r} (looked in {Path.cwd()} and sys.path; "
             "pass a dotted module name relative to the current directory, or a .py file)"
         ) from None
+    except Exception as err:
+        raise _failed(name, err) from None
+
+
+def _failed(name: str, err: Exception) -> UserError:
+    """The user's module failed while being imported (a syntax error, a missing dependency, any
+    exception its top level raised): one line with the file and line where it happened."""
+    if isinstance(err, SyntaxError):  # raised by the compiler: no frame of the user's file exists
+        where, what = f"{err.filename}, line {err.lineno}", f"SyntaxError: {err.msg}"
+    else:
+        frame = _blamed_frame(traceback.extract_tb(err.__traceback__))
+        where = f"{frame.filename}, line {frame.lineno}" if frame else "(no traceback)"
+        what = f"{type(err).__name__}: {first_line(err, 200)}"
+    return UserError(f"--import {name}: importing it failed at {where}: {what}")
+
+
+def _blamed_frame(frames: list[traceback.FrameSummary]) -> traceback.FrameSummary | None:
+    """The deepest frame in the user's code: not Python's import machinery, not an installed library,
+    not bert_helu itself (a bad call into a library is the line of the user's file that made it)."""
+    ours = str(Path(__file__).resolve().parent)
+    libraries = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    for frame in reversed(frames):
+        file = frame.filename
+        if file.startswith("<") or file.startswith(ours):
+            continue
+        if any(file.startswith(lib) for lib in libraries):
+            continue
+        return frame
+    return frames[-1] if frames else None
 
 
 def activations_table() -> str:

@@ -134,11 +134,52 @@ def test_import_takes_a_module_name_or_a_file(tmp_path, monkeypatch):
         import_module("missing.py")
 
 
-def test_a_missing_dependency_inside_the_users_module_keeps_its_traceback(tmp_path, monkeypatch):
+# A module that fails while it is imported, three ways: (file contents, line that fails, what failed)
+BROKEN_MODULES = {
+    "syntax": ("from torch import nn\n\ndef act(x:\n    return x\n", 3, "SyntaxError: "),
+    "missing": (
+        '"""needs a package that is not installed"""\nimport os\nimport not_installed_dependency_xyz\n',
+        3,
+        "ModuleNotFoundError: No module named 'not_installed_dependency_xyz'",
+    ),
+    "raises": (
+        "import math\n\nSCALE = math.sqrt(2)\nraise RuntimeError(f'bad scale {SCALE:.1f}')\n",
+        4,
+        "RuntimeError: bad scale 1.4",
+    ),
+}
+
+PROGRAMS = {  # every program that takes --import, with the arguments it needs besides
+    "pretrain": ("pretrain.__main__", ["--list-activations"]),
+    "finetune": ("finetune.__main__", ["--list-activations"]),
+    "glue_eval stats": ("glue_eval.__main__", ["stats", "--checkpoint", "x", "--data", "sst2"]),
+    "glue_eval bench-inference": ("glue_eval.__main__", ["bench-inference"]),
+}
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.parametrize("broken", BROKEN_MODULES)
+@pytest.mark.parametrize("as_file", [True, False], ids=["file", "module"])
+def test_a_module_that_fails_to_import_is_one_line_naming_file_and_line(
+    program, broken, as_file, tmp_path, monkeypatch, capsys
+):
+    import importlib
+
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "needs_dep.py").write_text("import not_installed_dependency_xyz\n")
-    with pytest.raises(ModuleNotFoundError, match="not_installed_dependency_xyz"):
-        import_module("needs_dep")
+    name = f"broken_{broken}_{as_file}"
+    source, line, what = BROKEN_MODULES[broken]
+    (tmp_path / f"{name}.py").write_text(source)
+    module, args = PROGRAMS[program]
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as exit_:
+        main([*args[:1], "--import", f"{name}.py" if as_file else name, *args[1:]])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    shown = f"{name}.py" if as_file else name
+    assert err.startswith(f"error: --import {shown}: importing it failed at ")
+    assert f"{tmp_path / name}.py, line {line}: {what}" in err
+    assert name not in sys.modules  # a half-run module is not left behind to be found later
 
 
 def test_list_activations_lists_every_registered_one(capsys, monkeypatch):
