@@ -77,3 +77,24 @@ def test_the_committed_pages_and_json_carry_no_absolute_path():
                 if ABSOLUTE.search(line):
                     leaks.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:120]}")
     assert not leaks, "\n".join(leaks)
+
+
+def test_bench_inference_records_its_options_without_absolute_paths(tmp_path, monkeypatch):
+    import argparse
+
+    from glue_eval.bench_inference import _settings
+
+    monkeypatch.chdir(tmp_path)
+    site = Path(sysconfig.get_paths()["purelib"])
+    args = argparse.Namespace(
+        checkpoints=[f"g={tmp_path / 'runs' / 'g' / 'final'}", str(site / "somepackage" / "model")],
+        glue_dir=str(tmp_path / "glue_data"),
+        output_dir=str(tmp_path / "out"),
+        samples=8,
+    )
+    assert _settings(args) == {
+        "checkpoints": ["g=runs/g/final", "somepackage=somepackage/model"],
+        "glue_dir": "glue_data",
+        "output_dir": "out",
+        "samples": 8,
+    }
