@@ -43,3 +43,25 @@ def display_path(path: str | os.PathLike) -> str:
             return inside
     inside = _under(absolute, Path.cwd())
     return given if inside is None else inside
+
+
+def display_checkpoints(items: list[str]) -> list[str]:
+    """``path`` or ``name=path`` items, as ``--checkpoints`` takes them, with ``display_path``'s paths."""
+    shown = []
+    for item in items:
+        name, eq, raw = str(item).partition("=")
+        shown.append(f"{name}={display_path(raw)}" if eq else display_path(item))
+    return shown
+
+
+def display_options(options: dict, paths=("glue_dir", "output_dir"), checkpoints=("checkpoints",)) -> dict:
+    """Command-line options (``vars(args)``) as a report records them: the path-valued ones shown
+    as ``display_path`` shows them, the rest as they are."""
+    shown = dict(options)
+    for key in paths:
+        if shown.get(key):
+            shown[key] = display_path(shown[key])
+    for key in checkpoints:
+        if shown.get(key):
+            shown[key] = display_checkpoints(shown[key])
+    return shown

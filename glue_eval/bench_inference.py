@@ -33,7 +33,7 @@ from bert_helu.analysis.timing import (
 from bert_helu.errors import UserError
 from bert_helu.modeling import activation_of, set_activation
 from bert_helu.named_checkpoints import parse_checkpoints
-from bert_helu.paths import display_path
+from bert_helu.paths import display_options
 from bert_helu.plugins import add_import_argument, import_modules
 
 HELP = "inference time/throughput per GLUE dev set and precision (Fig. 4), per-sample time per model (Fig. 5)"
@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     out_dir = Path(args.output_dir)
-    report: dict = {"machine": machine(), "settings": _settings(args)}
+    settings = display_options({k: v for k, v in vars(args).items() if k != "func"})
+    report: dict = {"machine": machine(), "settings": settings}
     markdown = ["# Inference benchmark\n", f"Machine: `{report['machine']}`\n"]
     if "4" in args.figures:
         report["figure4"] = figure4(args, out_dir)
@@ -182,19 +183,6 @@ def _tasks(args) -> list[str]:
     if not found:
         raise UserError(f"{args.glue_dir}: no GLUE dev set found")
     return found
-
-
-def _settings(args) -> dict:
-    """The options as run, with paths as a reader elsewhere can follow them."""
-    settings = {k: v for k, v in vars(args).items() if k != "func"}
-    for key in ("glue_dir", "output_dir"):
-        if settings.get(key):
-            settings[key] = display_path(settings[key])
-    if settings.get("checkpoints"):
-        settings["checkpoints"] = [
-            f"{c.name}={display_path(c.path)}" for c in parse_checkpoints(settings["checkpoints"])
-        ]
-    return settings
 
 
 def figure4(args, out_dir: Path) -> dict:

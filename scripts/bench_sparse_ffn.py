@@ -30,6 +30,7 @@ from bert_helu.analysis.timing import paired_ratio, summarize, time_interleaved 
 from bert_helu.errors import cli_entry  # noqa: E402
 from bert_helu.modeling import activation_of  # noqa: E402
 from bert_helu.named_checkpoints import parse_checkpoints  # noqa: E402
+from bert_helu.paths import display_options  # noqa: E402
 from bert_helu.sparse_ffn import count_skipped_flops, densify_ffn, sparsify_ffn  # noqa: E402
 
 
@@ -142,7 +143,7 @@ def main(argv=None):
               f"{r['saved_fraction_of_all_macs']:.1%}", f"{r['max_abs_diff']:.1e}",
               f"{1000 * r['dense']['mean']:.1f}", f"{1000 * r['sparse']['mean']:.1f}",
               f"{r['speedup']['mean']:.2f} ± {r['speedup']['std']:.2f}"] for r in rows]  # fmt: skip
-    report = {"machine": machine(), "settings": vars(args), "rows": rows}
+    report = {"machine": machine(), "settings": display_options(vars(args)), "rows": rows}
     markdown = "# Sparse-FFN inference vs dense\n\n" + markdown_table(headers, table)
     paths = write_outputs(out, "bench_sparse_ffn", report, markdown)
     for row in rows:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import REPO, TINY_BERT
 
-from bert_helu.paths import display_path
+from bert_helu.paths import display_options, display_path
 
 # an absolute path of the kinds a machine leaks: a home, a clone, a temp dir, an environment
 ABSOLUTE = re.compile(r"(?<![\w.])/(?:home|root|work|tmp|Users|usr|opt|var)/|site-packages/")
@@ -79,22 +79,19 @@ def test_the_committed_pages_and_json_carry_no_absolute_path():
     assert not leaks, "\n".join(leaks)
 
 
-def test_bench_inference_records_its_options_without_absolute_paths(tmp_path, monkeypatch):
-    import argparse
-
-    from glue_eval.bench_inference import _settings
-
+def test_options_are_recorded_without_absolute_paths(tmp_path, monkeypatch):
+    """As bench-inference and bench_sparse_ffn record their command lines."""
     monkeypatch.chdir(tmp_path)
     site = Path(sysconfig.get_paths()["purelib"])
-    args = argparse.Namespace(
-        checkpoints=[f"g={tmp_path / 'runs' / 'g' / 'final'}", str(site / "somepackage" / "model")],
-        glue_dir=str(tmp_path / "glue_data"),
-        output_dir=str(tmp_path / "out"),
-        samples=8,
-    )
-    assert _settings(args) == {
-        "checkpoints": ["g=runs/g/final", "somepackage=somepackage/model"],
+    options = {
+        "checkpoints": [f"g={tmp_path / 'runs' / 'g' / 'final'}", str(site / "somepackage" / "model")],
+        "glue_dir": str(tmp_path / "glue_data"),
+        "output_dir": "/elsewhere/out",
+        "samples": 8,
+    }
+    assert display_options(options) == {
+        "checkpoints": ["g=runs/g/final", "somepackage/model"],
         "glue_dir": "glue_data",
-        "output_dir": "out",
+        "output_dir": "/elsewhere/out",
         "samples": 8,
     }
