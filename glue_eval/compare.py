@@ -68,11 +68,20 @@ def run(args) -> int:
     if args.plot:
         from bert_helu.analysis.plots import plot_comparison
 
-        note = (
-            f"{settings.resamples} resamples, seed {settings.seed}; rows' {settings.center} over their runs"
-        )
+        others = [r for r in rows if r is not baseline]
+        note = _test_note([significance.uses_t_test(r, baseline, settings) for r in others], settings)
         plot_comparison(comparisons, args.plot, settings.level, baseline.name if baseline else None, note)
     return 0
+
+
+def _test_note(t_tests: list[bool], settings) -> str:
+    """Which test drew the figure's intervals, in a line under its title."""
+    bootstrap = f"paired bootstrap over dev examples ({settings.resamples} resamples, seed {settings.seed})"
+    if all(t_tests):
+        return "Welch's t-test on the rows' runs (t intervals)"
+    if not any(t_tests):
+        return bootstrap
+    return f"Welch's t-test where a row has several runs, else {bootstrap}"
 
 
 def _check_plot_path(path: str) -> None:
