@@ -10,6 +10,7 @@ replicates (exactly so for normal values).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -77,15 +78,28 @@ def welch_power(
     vb = variance if baseline_variance is None else baseline_variance
     if variance + vb == 0:
         return 1.0 if difference != 0 else 0.0
-    rng = np.random.default_rng(12345)
-    sa = variance * rng.chisquare(n - 1, draws) / (n - 1) / n
-    sb = vb * rng.chisquare(n - 1, draws) / (n - 1) / n
-    se2 = sa + sb
-    df = np.where(se2 > 0, se2**2 / np.maximum(sa**2 / (n - 1) + sb**2 / (n - 1), 1e-300), 2 * (n - 1))
-    threshold = stats.t.ppf(1 - level / 2, df) * np.sqrt(se2)
+    if vb == variance:  # the planning case: the rejection thresholds scale with the SD, computed once
+        threshold = _unit_thresholds(n, level, draws) * math.sqrt(variance)
+    else:
+        threshold = _thresholds(variance, vb, n, level, draws)
     sd = math.sqrt((variance + vb) / n)
     reject = stats.norm.sf((threshold - difference) / sd) + stats.norm.cdf((-threshold - difference) / sd)
     return float(reject.mean())
+
+
+def _thresholds(va: float, vb: float, n: int, level: float, draws: int) -> np.ndarray:
+    """|mean difference| above which welch rejects, per draw of the two sample variances."""
+    rng = np.random.default_rng(12345)
+    sa = va * rng.chisquare(n - 1, draws) / (n - 1) / n
+    sb = vb * rng.chisquare(n - 1, draws) / (n - 1) / n
+    se2 = sa + sb
+    df = np.where(se2 > 0, se2**2 / np.maximum(sa**2 / (n - 1) + sb**2 / (n - 1), 1e-300), 2 * (n - 1))
+    return stats.t.ppf(1 - level / 2, df) * np.sqrt(se2)
+
+
+@functools.lru_cache(maxsize=256)
+def _unit_thresholds(n: int, level: float, draws: int) -> np.ndarray:
+    return _thresholds(1.0, 1.0, n, level, draws)
 
 
 def detectable_difference(variance: float, n: int, power: float = 0.8, level: float = 0.05) -> float:

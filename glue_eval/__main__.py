@@ -15,6 +15,7 @@ from bert_helu.errors import cli_entry
 COMMANDS = {
     "table": "glue_eval.table",  # GLUE comparison tables (paper Table 2) and INT8 deltas (Table 3)
     "compare": "glue_eval.compare",  # rows against a baseline: paired bootstrap intervals and p-values
+    "plan": "glue_eval.plan",  # variance components of a pilot; seeds needed for a difference
     "stats": "glue_eval.stats",  # FFN activation statistics and pre-activation histograms (Figure 2)
     "bench-inference": "glue_eval.bench_inference",  # inference timing (Figures 4 and 5)
 }

@@ -253,6 +253,12 @@ def _seed_for(settings: Settings, key: str) -> np.random.Generator:
     return np.random.default_rng([settings.seed, zlib.crc32(key.encode())])
 
 
+def run_values(rows: list[Row], needed: set, settings: Settings):
+    """Per (task, metric, id(record)): each run's bootstrap samples and observed value (percent), and
+    per task the dev examples; the same resamples for every run of a task (glue_eval plan)."""
+    return _per_run(rows, needed, settings)
+
+
 def _per_run(rows: list[Row], needed: set, settings: Settings):
     """Per (task, metric) and results record: observed value and bootstrap samples, in percent."""
     by_task: dict[str, list[dict]] = {}
