@@ -27,6 +27,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from bert_helu.data.glue import GlueSplits, GlueTask
 from bert_helu.errors import UserError, first_line
 from bert_helu.metrics import compute_metrics
+from bert_helu.model_card import finetuned_card
 from bert_helu.modeling import activation_of, load_model, save_model
 from bert_helu.paths import display_path
 from bert_helu.predictions import from_eval
@@ -237,7 +238,11 @@ def finetune(
     main = accelerator.is_main_process
     test_predictions = after_training(trained, tokenizer) if after_training and main else {}
     if model_dir is not None and main:
-        save_model(trained, model_dir, tokenizer=tokenizer)
+        card = finetuned_card(
+            trained, base=Path(checkpoint), task=task, seed=seed, location=str(model_dir), train=cfg,
+            dev_metrics=training.history[-1]["metrics"], int8_metrics=int8, train_examples=len(splits.train),
+        )  # fmt: skip
+        save_model(trained, model_dir, tokenizer=tokenizer, card=card)
     accelerator.wait_for_everyone()
 
     common = {  # to every reported task's results

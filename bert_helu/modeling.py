@@ -285,11 +285,16 @@ def load_model(path: str | os.PathLike, task: str = "mlm", **kwargs) -> PreTrain
     return model
 
 
-def save_model(model: PreTrainedModel, path: str | os.PathLike, tokenizer=None) -> Path:
-    """Write a stock-loadable checkpoint (safetensors + config [+ tokenizer]) atomically."""
+def save_model(
+    model: PreTrainedModel, path: str | os.PathLike, tokenizer=None, card: str | None = None
+) -> Path:
+    """Write a stock-loadable checkpoint (safetensors + config [+ tokenizer] [+ ``card``, the model
+    card, as README.md: bert_helu.model_card]) atomically."""
     path = Path(path)
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        if card is not None:
+            (Path(tmp) / "README.md").write_text(card)
     return path

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from bert_helu.config import load_config, recipe_yaml
 from bert_helu.data.glue import TASKS, resolve_tasks
-from bert_helu.errors import cli_entry
+from bert_helu.errors import UserError, cli_entry
 from bert_helu.finetune_batch import run_batch
-from bert_helu.finetune_recipe import DEFAULTS, validate_recipe
+from bert_helu.finetune_recipe import DEFAULTS, task_recipe, validate_recipe
 from bert_helu.glue_submission import describe, write_submission
+from bert_helu.hub import add_push_argument, check_push_access, push_checkpoint
 from bert_helu.named_checkpoints import parse_checkpoints
 from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
 
@@ -101,6 +103,7 @@ def parse_args(argv):
         action="store_true",
         help="print the resolved recipe (defaults <- --config <- overrides <- flags) as YAML, then exit",
     )
+    add_push_argument(parser, "the fine-tuned model (one checkpoint, task and seed; implies --save-models)")
     add_import_argument(parser)
     add_list_argument(parser)
     parser.add_argument(
@@ -151,7 +154,7 @@ def main(argv=None):
     # 1. the recipe: defaults <- YAML <- dotted overrides <- flags
     cfg = load_config(DEFAULTS, args.config, args.overrides)
     cfg.int8 = cfg.int8 or args.int8
-    cfg.save_model = cfg.save_model or args.save_models
+    cfg.save_model = cfg.save_model or args.save_models or bool(args.push_to_hub)
     validate_recipe(cfg)  # every value, before torch is configured
     if args.print_config:
         print(recipe_yaml(cfg, f"defaults <- {args.config or '(no --config)'} <- command line"), end="")
@@ -163,6 +166,9 @@ def main(argv=None):
     # 2. what to run: checkpoints x tasks x seeds
     checkpoints = parse_checkpoints(args.checkpoints)
     tasks = resolve_tasks(args.tasks)
+    if args.push_to_hub:  # before any training: one model to push, and a Hub that will take it
+        pushed = _model_to_push(checkpoints, tasks, cfg, args.seeds, Path(args.output_dir))
+        check_push_access(args.push_to_hub)
     # 3. run them (finished ones skipped), then say what happened
     output_dir = Path(args.output_dir)
     report = run_batch(checkpoints, tasks, cfg, output_dir, args.glue_dir, args.seeds, args.predict_test)
@@ -184,7 +190,29 @@ def main(argv=None):
         print(f"failed: {run}: {message}", file=sys.stderr)
     if report.failed:
         raise SystemExit(1)
+    if args.push_to_hub and int(os.environ.get("RANK", "0")) == 0:
+        if not (pushed / "config.json").is_file():
+            raise UserError(
+                f"--push-to-hub: no fine-tuned model in {pushed} (a run finished earlier without "
+                "--save-models, or its task has no data); fine-tune it into another --output-dir"
+            )
+        run = pushed.parent.relative_to(args.output_dir)
+        url = push_checkpoint(pushed, args.push_to_hub, f"bert-helu finetune: {run}")
+        print(f"pushed {pushed} to {url}", file=sys.stderr)
     return 0
+
+
+def _model_to_push(checkpoints, tasks, cfg, cli_seeds, output_dir: Path) -> Path:
+    """Where the one fine-tuned model of the batch will be (``--push-to-hub`` takes one)."""
+    seeds = sorted({seed for task in tasks for seed in (cli_seeds or task_recipe(cfg, task).seeds)})
+    if len(checkpoints) * len(tasks) * len(seeds) != 1:
+        raise UserError(
+            "--push-to-hub uploads one fine-tuned model: give one checkpoint, one task and one seed "
+            f"(got {len(checkpoints)} x {len(tasks)} x {len(seeds)})"
+        )
+    if not task_recipe(cfg, tasks[0]).save_model:
+        raise UserError(f"--push-to-hub: the recipe's tasks.{tasks[0].name}.save_model is false")
+    return output_dir / checkpoints[0].name / tasks[0].name / f"seed{seeds[0]}" / "model"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from bert_helu.atomic import remove_leftovers
 from bert_helu.config import recipe_yaml
 from bert_helu.data import format_summary, prepare_corpus
 from bert_helu.errors import UserError, cli_entry
+from bert_helu.hub import add_push_argument, check_push_access, push_checkpoint
 from bert_helu.locks import RunDirLock
 from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
 from bert_helu.recipe import check_recipe, load_recipe
@@ -70,6 +71,7 @@ def parse_args(argv):
         action="store_true",
         help="print the resolved recipe (defaults <- --config <- overrides) as YAML, then exit",
     )
+    add_push_argument(parser, "the trained model (<output-dir>/final/)")
     add_import_argument(parser)
     add_list_argument(parser)
     parser.add_argument(
@@ -106,6 +108,8 @@ def main(argv=None):
     if args.prepare_only:
         print(format_summary(prepare_corpus(cfg.data).summary))
         return 0
+    if args.push_to_hub:
+        check_push_access(args.push_to_hub)  # offline or without a write token: say so before training
     from pretrain.train import train  # torch & co. load only now: a --prepare-only cache hit stays fast
 
     # Launchers (torchrun, accelerate launch) set RANK: the global main process alone holds the lock.
@@ -113,7 +117,12 @@ def main(argv=None):
     with RunDirLock(args.output_dir) if main_process else contextlib.nullcontext():
         if main_process:
             remove_leftovers(args.output_dir)  # half-written files of a killed run (we hold the lock)
-        return train(cfg, args.output_dir)
+        code = train(cfg, args.output_dir)
+    if code == 0 and args.push_to_hub and main_process:
+        final = os.path.join(args.output_dir, "final")
+        url = push_checkpoint(final, args.push_to_hub, f"bert-helu pretrain: {cfg.activation}")
+        print(f"pushed {final} to {url}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

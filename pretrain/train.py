@@ -16,6 +16,7 @@ from accelerate.utils import set_seed
 from bert_helu.agreement import StopSignals, main_first, on_main, step_values
 from bert_helu.data import MLMMasker, prepare_corpus
 from bert_helu.identity import pretrain_identity
+from bert_helu.model_card import pretrained_card
 from bert_helu.modeling import activation_of, save_model
 from bert_helu.precision import resolve_mixed_precision
 from bert_helu.pretraining import (
@@ -121,7 +122,12 @@ def train(cfg, output_dir: str) -> int:
     val_loss = log.validation_at(state.step)
     if val_loss is None:  # the last step was not an evaluation step
         log.validation(state.step, val_loss := evaluate(accelerator, train_model, val_batches))
-    on_main(accelerator, lambda: save_model(model, run_dir / "final", tokenizer=corpus.tokenizer))
+    card = pretrained_card(
+        model, cfg, name=run_dir.name, location=str(run_dir / "final"), steps=state.step,
+        tokens_seen=state.samples_seen * cfg.data.seq_len, validation_loss=val_loss,
+        train_seconds=state.elapsed, precision=accelerator.mixed_precision,
+    )  # fmt: skip
+    on_main(accelerator, lambda: save_model(model, run_dir / "final", tokenizer=corpus.tokenizer, card=card))
     if window := telemetry.close(state.step):
         log.telemetry(window)
     log.finish(state, val_loss, telemetry.last_summary, time.perf_counter() - started)
