@@ -4,7 +4,8 @@ Every input is read and checked before the first run (bert_helu.finetune_inputs)
 planned with its settings, folders and identity (bert_helu.finetune_plan). A run's results files are
 written atomically when it has finished, last, with its identity (the checkpoint's content and the
 task's resolved recipe): "the file exists with this identity" is exactly "the run is done", so a
-restart skips those and redoes any run that was killed midway.
+restart skips those and redoes any run that was killed midway. Launched as several processes, each
+takes its share of whole runs (bert_helu.finetune_processes).
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
 from tqdm.auto import tqdm
 
 from bert_helu.data.glue import GlueSplits, load_task, missing_files
 from bert_helu.errors import UserError
-from bert_helu.finetune_inputs import check_checkpoint, check_glue_dir, check_splits, tokenizer_identity
+from bert_helu.finetune_inputs import check_checkpoint, check_glue_dir, tokenizer_identity
 from bert_helu.finetune_plan import Run, plan_runs
+from bert_helu.finetune_processes import Processes, join_launch
 from bert_helu.finetune_recipe import task_recipe, validate_recipe
 from bert_helu.finetune_results import write_run_files
 from bert_helu.finetune_tracking import RunTracker
@@ -43,82 +45,102 @@ class BatchReport:
     finished: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
+    main: bool = True  # whether this process reports the batch (the first of several, or the only one)
 
 
 def run_batch(
     checkpoints, tasks, cfg, output_dir: Path, glue_dir, cli_seeds=None, predict_test=False
 ) -> BatchReport:
     """Every run not finished yet; with ``predict_test`` a run is finished once its test predictions
-    exist too (a run finished without them is done again)."""
+    exist too (a run finished without them is done again). Launched as several processes, this
+    process's share of them, and the report of them all."""
     output_dir = Path(output_dir)
     precision = resolve_mixed_precision(cfg.mixed_precision, key="mixed_precision")
     tracker_names(cfg.logging)  # W&B asked for but not installed: say so before the first run
-    processes = _processes()
     runs, data, report = _checked_inputs(
-        checkpoints, tasks, cfg, output_dir, glue_dir, cli_seeds, precision, processes, predict_test
+        checkpoints, tasks, cfg, output_dir, glue_dir, cli_seeds, precision, predict_test
     )
-    todo = [r for r in runs if not r.done()]
-    report.skipped_done = len(runs) - len(todo)
-    if report.skipped_done:
-        log.info(
-            "%d of %d runs already finished; running the other %d", report.skipped_done, len(runs), len(todo)
-        )
+    processes = join_launch()
+    workers = processes.workers(cfg.num_workers)
+    # runs that start from another task's model (init_from) after every run of that task has ended
+    sources = {run.recipe.init_from for run in runs if run.recipe.init_from}
+    phases = [[r for r in runs if r.task.name in sources], [r for r in runs if r.task.name not in sources]]
+    mine = [processes.share(phase) for phase in phases]
+    if processes.count > 1:
+        log.info("%s: %d of the %d runs", processes, sum(map(len, mine)), len(runs))
+    done = {run for phase in mine for run in phase if run.done()}
+    report.skipped_done = len(done)
+    if done:
+        log.info("%d of %d runs already finished; running the other ones", len(done), sum(map(len, mine)))
 
-    # over the whole batch: runs done / total, and the ETA of the rest
+    # over this process's runs: done / total, and the ETA of the rest
     bar = tqdm(
-        total=len(runs),
+        total=sum(map(len, mine)),
         initial=report.skipped_done,
         unit="run",
         desc="fine-tuning",
-        disable=not processes.is_main_process,
+        disable=not processes.is_main,
     )
-    for run in todo:
-        bar.set_postfix_str(str(run))
-        if run.done():  # finished meanwhile by another batch on this output dir
-            report.skipped_done += 1
-            bar.update(1)
-            continue
-        try:
-            # a fresh Accelerator per run: it holds references to its prepared model/optimizer, and
-            # dropping it frees them without accelerate's free_memory (a full gc.collect, seconds)
-            outcome_files = _one_run(run, cfg, data[run.task.name], _accelerator(precision), glue_dir)
-            report.finished.append(str(run))
-            if processes.is_main_process:
-                bar.write(f"done {run}: " + "; ".join(outcome_files))
-        except UserError as err:
-            report.failed.append((str(run), str(err)))
-            bar.write(f"FAILED {run}: {err}")
-        except Exception as err:  # a bug or a crash in one run must not cost the rest of the batch
-            report.failed.append((str(run), f"{type(err).__name__}: {err}"))
-            bar.write(f"FAILED {run}: {type(err).__name__}: {err}")
-            traceback.print_exc(file=sys.stderr)
-        bar.update(1)
+    for number, phase in enumerate(mine):
+        if number:
+            processes.meet()
+        for run in phase:
+            if run in done:
+                continue
+            if run.done():  # finished meanwhile by another batch on this output dir
+                report.skipped_done += 1
+                bar.update(1)
+                continue
+            _attempt(run, cfg, data, precision, glue_dir, workers, processes, report, bar)
     bar.close()
-    return report
+    return _whole(report, processes)
 
 
-def _processes() -> PartialState:
-    """This process's place among the batch's processes, without an Accelerator: the state that every
-    run's Accelerator then shares (accelerate keeps one per process)."""
-    return PartialState(cpu=_cpu_only())
+def _attempt(run, cfg, data, precision, glue_dir, workers, processes, report, bar) -> None:
+    """One run, its outcome in ``report``: a failure is reported, never raised."""
+    bar.set_postfix_str(str(run))
+    said = f"[{processes}] " if processes.count > 1 else ""
+    try:
+        # a fresh Accelerator per run: it holds references to its prepared model/optimizer, and
+        # dropping it frees them without accelerate's free_memory (a full gc.collect, seconds)
+        outcome_files = _one_run(run, cfg, data[run.task.name], _accelerator(precision), glue_dir, workers)
+        report.finished.append(str(run))
+        bar.write(f"{said}done {run}: " + "; ".join(outcome_files))
+    except UserError as err:
+        report.failed.append((str(run), str(err)))
+        bar.write(f"{said}FAILED {run}: {err}")
+    except Exception as err:  # a bug or a crash in one run must not cost the rest of the batch
+        report.failed.append((str(run), f"{type(err).__name__}: {err}"))
+        bar.write(f"{said}FAILED {run}: {type(err).__name__}: {err}")
+        traceback.print_exc(file=sys.stderr)
+    bar.update(1)
+
+
+def _whole(report: BatchReport, processes: Processes) -> BatchReport:
+    """The batch's report from every process's (the same on each); only the first one reports it."""
+    reports = processes.gather(report)
+    return BatchReport(
+        total=report.total,
+        skipped_done=sum(r.skipped_done for r in reports),
+        finished=[run for r in reports for run in r.finished],
+        failed=[failure for r in reports for failure in r.failed],
+        unavailable=report.unavailable,
+        main=processes.is_main,
+    )
 
 
 def _accelerator(precision: str) -> Accelerator:
-    # split_batches: a recipe's batch size is the global one, each process gets its share of a batch
+    gpu = torch.cuda.is_available()
     return Accelerator(
-        cpu=_cpu_only(),
+        cpu=not gpu,
         mixed_precision=precision,
-        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        # batches come from pinned memory on a GPU: their copy need not wait for the step before
+        dataloader_config=DataLoaderConfiguration(non_blocking=gpu),
     )
 
 
-def _cpu_only() -> bool:
-    # said explicitly: without it, torchrun on a machine without GPUs gives N single-process runs
-    return not torch.cuda.is_available()
-
-
 def _checked_inputs(
-    checkpoints, tasks, cfg, output_dir, glue_dir, cli_seeds, precision, processes, predict_test
+    checkpoints, tasks, cfg, output_dir, glue_dir, cli_seeds, precision, predict_test
 ) -> tuple[list[Run], dict[str, GlueSplits], BatchReport]:
     """Every input read and checked before the first run: (runs, data per task, report)."""
     validate_recipe(cfg)
@@ -128,12 +150,7 @@ def _checked_inputs(
         missing = ", ".join(missing_files(task, glue_dir))
         log.warning("skipping GLUE task %s: data absent (%s); it shows as n/a", task.name, missing)
     recipes = [task_recipe(cfg, task) for task in available]
-    lengths = {}
-    for recipe in recipes:
-        train = recipe.settings.train
-        for key in ("batch_size", "eval_batch_size"):
-            check_splits(train[key], processes.num_processes, recipe.key(key))
-        lengths[recipe.key("max_length")] = train["max_length"]
+    lengths = {recipe.key("max_length"): recipe.settings.train["max_length"] for recipe in recipes}
     digests = {}
     for ckpt in checkpoints:
         check_checkpoint(ckpt.path, lengths)
@@ -156,10 +173,11 @@ def _checked_inputs(
     return runs, data, report
 
 
-def _one_run(run: Run, cfg, data: GlueSplits, accelerator, glue_dir) -> list[str]:
+def _one_run(run: Run, cfg, data: GlueSplits, accelerator, glue_dir, workers: int) -> list[str]:
     """Train and evaluate one run, then (main process) write its files; what was written."""
     test_sets = SubmissionTestSets(run.submissions, glue_dir)
-    train = run.recipe.settings.train
+    settings = replace(run.recipe.settings, num_workers=workers)
+    train = settings.train
 
     def predict_tests(model, tokenizer) -> dict:
         return test_sets.predict(model, tokenizer, run.task, train["max_length"], train["eval_batch_size"])
@@ -169,7 +187,7 @@ def _one_run(run: Run, cfg, data: GlueSplits, accelerator, glue_dir) -> list[str
         tracker = RunTracker(cfg.logging, run.dir, str(run), run.checkpoint.name, run.task.name, train)
     try:
         outcome = finetune(
-            run.checkpoint.path, run.task, run.seed, data, run.recipe.settings, accelerator, run.model_dir,
+            run.checkpoint.path, run.task, run.seed, data, settings, accelerator, run.model_dir,
             run.init_dir(), tracker=tracker, after_training=predict_tests if run.submissions else None,
         )  # fmt: skip
     finally:

@@ -42,6 +42,9 @@ def check_recipe(cfg, train_defaults: dict, task_keys: set[str]) -> None:
     threads = cfg.torch_threads
     if threads is not None and (not _is_int(threads) or threads < 1):
         raise UserError(f"recipe: torch_threads must be a positive integer or null, got {threads!r}")
+    workers = cfg.num_workers
+    if workers is not None and (not _is_int(workers) or workers < 0):
+        raise UserError(f"recipe: num_workers must be an integer >= 0 or null, got {workers!r}")
     _check_seeds(cfg.seeds, "seeds")
     _check_train(cfg.train, "train")
     for name, overrides in (cfg.tasks or {}).items():
@@ -104,15 +107,6 @@ def check_checkpoint(path: Path, max_lengths: dict[str, int]) -> None:
     for where, length in max_lengths.items():
         if _is_int(positions) and length > positions:
             raise UserError(f"recipe: {where} {length} is longer than the {positions} positions of {path}")
-
-
-def check_splits(size: int, processes: int, where: str) -> None:
-    """A recipe's batch size is the global one (per optimizer step): each process takes a share."""
-    if size % processes:
-        raise UserError(
-            f"recipe: {where} {size} cannot be split evenly over {processes} processes "
-            "(it is the batch per optimizer step, whatever the number of processes)"
-        )
 
 
 def finished(result_files: list[Path], identity: dict) -> bool:

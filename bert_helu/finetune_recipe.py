@@ -16,6 +16,7 @@ DEFAULTS = {
     "int8": False,
     "tokenizer": None,
     "torch_threads": None,
+    "num_workers": None,
     "train": TRAIN_DEFAULTS,
     "tasks": {},
     "logging": {
@@ -45,6 +46,9 @@ FINETUNE_KEY_HELP = {
     "tokenizer": "a tokenizer directory to use instead of the checkpoint's own",
     "torch_threads": "torch threads on CPU (null: torch's choice, one per core). On a shared machine one "
     "thread per process can be several times faster than two competing with other jobs",
+    "num_workers": "DataLoader worker processes that pad batches while the model computes (null: 0 on "
+    "CPU, as many as 4 per GPU process on a GPU); results do not depend on it, so it is not part of a "
+    "run's identity",
     **{f"train.{key}": text for key, text in TRAIN_KEY_HELP.items()},
     "tasks": "per-task settings that replace train.* for that task, e.g. {rte: {lr: 2.0e-5, epochs: 10}}; "
     "besides any train key a task may set: "

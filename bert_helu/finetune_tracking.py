@@ -3,13 +3,14 @@
 Per run (checkpoint x task x seed): the settings as hyperparameters, ``train/loss`` and ``train/lr``
 every ``logging.log_every_steps`` steps, and ``dev/<task>/<metric>`` after every epoch (at the step
 the epoch ended). TensorBoard writes ``<run dir>/tensorboard/``; a W&B run is named
-``<run name>/<task>/seed<seed>`` and grouped by run name, so seeds sit together. Only the main
-process logs.
+``<run name>/<task>/seed<seed>`` and grouped by run name, so seeds sit together. A run is
+logged by the process that runs it.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from bert_helu.trackers import tracker_hparams
@@ -34,11 +35,12 @@ class RunTracker:
             tracker.start()
             tracker.store_init_configuration(tracker_hparams(settings))
 
-    def step(self, loss: float, lr: float) -> None:
-        """After each optimizer step: its loss and the learning rate it ends with."""
+    def step(self, loss: Callable[[], float | None], lr: float) -> None:
+        """After each optimizer step: ``loss()``, called on logging steps only, gives the mean training
+        loss since it was last called (reading it waits for the GPU); ``lr``, the rate the step ends with."""
         self.steps += 1
         if self.steps % self.every == 0:
-            self._log({"train/loss": loss, "train/lr": lr}, self.steps)
+            self._log({"train/loss": loss(), "train/lr": lr}, self.steps)
 
     def epoch(self, epoch: int, metrics: dict[str, dict[str, float]]) -> None:
         values = {

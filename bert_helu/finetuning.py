@@ -2,7 +2,8 @@
 
 The checkpoint's training activation is kept (``load_model`` restores HeLU). Batches are padded
 dynamically and grouped by length, which is where most of the speed over a pad-to-128 loop comes
-from (scripts/bench_finetune.py). Accelerate handles devices, processes and bf16 autocast.
+from (scripts/bench_finetune.py). Accelerate handles the device and bf16 autocast; a run is
+always one process on one device (several processes share out whole runs: bert_helu.finetune_processes).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ TRAIN_DEFAULTS = {
 # One line per TRAIN_DEFAULTS key (docs/config.md; a test fails when a key has none).
 TRAIN_KEY_HELP = {
     "epochs": "passes over the training set; the dev set is evaluated after each, the last one is reported",
-    "batch_size": "training examples per step (per process)",
+    "batch_size": "training examples per optimizer step (a run is one process, however many are launched)",
     "lr": "peak learning rate (AdamW)",
     "weight_decay": "AdamW weight decay (not applied to biases and LayerNorm weights)",
     "scheduler": "learning-rate schedule, a transformers get_scheduler name: linear, cosine, constant, "
@@ -77,6 +78,9 @@ class RunSettings:
     train: dict  # TRAIN_DEFAULTS' keys
     int8: bool = False  # also evaluate the model after dynamic INT8 quantisation
     tokenizer: str | None = None  # instead of the checkpoint's own
+    # DataLoader worker processes; not part of a run's identity: they collate batches (padding), the
+    # sampler and its random order stay in the main process, so the results do not depend on them
+    num_workers: int = 0
 
 
 @dataclass
@@ -129,7 +133,9 @@ def check_vocab(ds: Dataset, model: PreTrainedModel, checkpoint: Path, tokenizer
         )
 
 
-def train_loader(ds: Dataset, tokenizer, batch_size: int, seed: int, group_by_length: bool) -> DataLoader:
+def train_loader(
+    ds: Dataset, tokenizer, batch_size: int, seed: int, group_by_length: bool, workers: int = 0, pin=False
+) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
     if group_by_length:
         # batches of similar length (shuffled megabatches, as the HF Trainer's group_by_length)
@@ -138,8 +144,20 @@ def train_loader(ds: Dataset, tokenizer, batch_size: int, seed: int, group_by_le
     else:
         sampler = torch.utils.data.RandomSampler(ds, generator=generator)
     return DataLoader(
-        ds, batch_size=batch_size, sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer)
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=DataCollatorWithPadding(tokenizer),
+        **_loading(workers, pin),
     )
+
+
+def _loading(workers: int, pin: bool) -> dict:
+    """DataLoader settings for ``workers`` processes, pinned host memory when the model is on a GPU
+    (copies to it can then overlap the step before)."""
+    # no persistent_workers: a loader's iterator draws its workers' base seed from the global torch
+    # RNG each epoch only when it is created anew, as without workers, so dropout sees the same RNG
+    return {"num_workers": workers, "pin_memory": pin}
 
 
 def eval_order(ds: Dataset) -> list[int]:
@@ -148,9 +166,11 @@ def eval_order(ds: Dataset) -> list[int]:
     return sorted(range(len(ds)), key=lengths.__getitem__)
 
 
-def eval_loader(ds: Dataset, tokenizer, batch_size: int) -> DataLoader:
+def eval_loader(ds: Dataset, tokenizer, batch_size: int, workers: int = 0, pin=False) -> DataLoader:
     collate = DataCollatorWithPadding(tokenizer)
-    return DataLoader(ds.select(eval_order(ds)), batch_size=batch_size, collate_fn=collate)
+    return DataLoader(
+        ds.select(eval_order(ds)), batch_size=batch_size, collate_fn=collate, **_loading(workers, pin)
+    )
 
 
 # ------------------------------------------------------------------------------ train / eval
@@ -166,9 +186,9 @@ def predict(model: nn.Module, loader: DataLoader, regression: bool, accelerator:
             gold = batch["labels"]
             if accelerator is not None:
                 pred, gold = accelerator.gather_for_metrics((pred, gold))
-            preds.append(pred.cpu())
-            labels.append(gold.cpu())
-    return torch.cat(preds).numpy(), torch.cat(labels).numpy()
+            preds.append(pred)  # copied to the host once, below: a copy per batch waits for the GPU
+            labels.append(gold)
+    return torch.cat(preds).cpu().numpy(), torch.cat(labels).cpu().numpy()
 
 
 def dev_metrics(model, loaders: dict[str, DataLoader], task: GlueTask, accelerator=None, keep=None):
@@ -229,7 +249,7 @@ def finetune(
     activation = activation_of(model)
     splits = encode_splits(data, tokenizer, cfg, model, checkpoint)
     model, training = train_and_evaluate(
-        model, tokenizer, splits, checkpoint, task, seed, cfg, accelerator, tracker
+        model, tokenizer, splits, checkpoint, task, seed, cfg, accelerator, tracker, settings.num_workers
     )
 
     # without the autocast wrapper accelerate put on forward: the INT8 copy must run in fp32
@@ -300,12 +320,18 @@ def train_and_evaluate(
     cfg: dict,
     accelerator: Accelerator,
     tracker,
+    workers: int = 0,
 ) -> tuple[nn.Module, Training]:
     """The epochs, each followed by an evaluation of the dev sets; the model as accelerate prepared it."""
-    train_dl = train_loader(splits.train, tokenizer, cfg["batch_size"], seed, cfg["group_by_length"])
-    eval_dls = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in splits.evals.items()}
+    pin = accelerator.device.type == "cuda"
+    train_dl = train_loader(
+        splits.train, tokenizer, cfg["batch_size"], seed, cfg["group_by_length"], workers, pin
+    )
+    eval_dls = {
+        name: eval_loader(ds, tokenizer, cfg["eval_batch_size"], workers, pin)
+        for name, ds in splits.evals.items()
+    }
     optimizer = build_optimizer(model, cfg["lr"], cfg["weight_decay"])
-    # batch_size is the global batch: accelerate gives each process its share (split_batches)
     steps = cfg["epochs"] * math.ceil(len(splits.train) / cfg["batch_size"])
     scheduler = get_scheduler(
         cfg["scheduler"],
@@ -338,6 +364,7 @@ def train_epoch(model, loader, optimizer, scheduler, grad_clip, accelerator, tra
     message if the loss diverges)."""
     model.train()
     seen = 0
+    losses = LossWindow(accelerator.device, f"{where}: loss became {{}} in epoch {epoch}")
     for batch in loader:
         loss = model(**batch).loss
         accelerator.backward(loss)
@@ -347,11 +374,40 @@ def train_epoch(model, loader, optimizer, scheduler, grad_clip, accelerator, tra
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         seen += len(batch["labels"]) * accelerator.num_processes
-        if not math.isfinite(loss.item()):
-            raise UserError(f"{where}: loss became {loss.item()} at epoch {epoch}")
+        losses.add(loss)
         if tracker:
-            tracker.step(loss.item(), scheduler.get_last_lr()[0])
+            tracker.step(losses.read, scheduler.get_last_lr()[0])
+    losses.read()
     return seen
+
+
+class LossWindow:
+    """The training losses since the last read, summed where they were computed.
+
+    Reading a loss makes the host wait until the device has computed it: once per step that keeps
+    the GPU from running ahead of Python. So losses are read only when they are logged and at the
+    end of an epoch; a non-finite loss fails the run then (its mean since the last read is not finite).
+    """
+
+    def __init__(self, device: torch.device, message: str):
+        self.total = torch.zeros((), device=device)
+        self.count = 0
+        self.message = message  # "{}" is the mean loss
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.total += loss.detach().float()
+        self.count += 1
+
+    def read(self) -> float | None:
+        """The mean since the last read (None: no step since), then empty."""
+        if not self.count:
+            return None
+        mean = self.total.item() / self.count
+        self.total.zero_()
+        self.count = 0
+        if not math.isfinite(mean):
+            raise UserError(self.message.format(mean))
+        return mean
 
 
 def int8_metrics(model, splits: EncodedSplits, tokenizer, task: GlueTask, cfg: dict) -> tuple[dict, dict]:

@@ -33,7 +33,8 @@ Finished runs are skipped when the command runs again (a run is its checkpoint's
 resolved recipe: a retrained checkpoint or a changed recipe is a new run); a failed run is reported
 at the end and makes the exit status 1, after every other run has had its turn. Errors in the input
 (unknown task, bad recipe key, ...) print one line and exit with status 2. Also runs under
-accelerate launch -m finetune."""
+accelerate launch -m finetune or torchrun -m finetune: N processes (one per GPU) share out whole runs,
+and a run's results do not depend on N."""
 
 
 def parse_args(argv):
@@ -172,6 +173,10 @@ def main(argv=None):
     # 3. run them (finished ones skipped), then say what happened
     output_dir = Path(args.output_dir)
     report = run_batch(checkpoints, tasks, cfg, output_dir, args.glue_dir, args.seeds, args.predict_test)
+    if not report.main:
+        # one of several processes: the first writes the submissions and the summary, and its exit
+        # status is the batch's (a launcher stops the others as soon as one exits with a failure)
+        return 0
     # 4. with --predict-test: each checkpoint's GLUE server submission from its chosen seeds
     if args.predict_test:
         seed = None if args.submission_seed == "best" else int(args.submission_seed)

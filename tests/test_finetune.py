@@ -2,11 +2,13 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import FIXTURES, REPO, TINY_BERT
@@ -334,25 +336,48 @@ def test_overrides_may_follow_checkpoints_and_seeds(monkeypatch, tmp_path):
     assert seen["s"] == [1, 2] and seen["cfg"].train.epochs == 3 and seen["cfg"].int8 is True
 
 
-def test_two_processes_share_each_global_batch(tmp_path, tokenizer):
-    """torchrun, 2 CPU processes (gloo): one run whose batch of 16 is split 8 + 8, not two runs of 16."""
+def test_two_processes_share_out_whole_runs_with_the_results_of_one(tmp_path, tokenizer):
+    """torchrun, 2 CPU processes: each run done once, alone, by one of them, with the results it has
+    in a single process; RTE starts from MNLI's model even where another process made it."""
     ckpt = tiny_checkpoint(tmp_path / "helu", tokenizer)
+    glue = tmp_path / "glue_data"
+    shutil.copytree(FIXTURES / "glue_format" / "MNLI", glue / "MNLI")
+    for task in ("RTE", "MRPC"):
+        shutil.copytree(SAMPLE / task, glue / task)
+    recipe = "tasks={mnli: {save_model: true}, rte: {init_from: mnli}}"
+    args = ["--checkpoints", str(ckpt), "--tasks", "mrpc,rte,mnli", "--seeds", "1", "2", "3",
+            "--glue-dir", str(glue), *FAST, recipe]  # fmt: skip
     torchrun = str(Path(sys.executable).with_name("torchrun"))
-    args = ["--checkpoints", str(ckpt), "--tasks", "mrpc", "--seeds", "1", "--glue-dir", str(SAMPLE), *FAST]
     argv = [torchrun, "--nproc_per_node", "2", "-m", "finetune", *args, "--output-dir", str(tmp_path / "two")]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
     assert finetune(*args, "--output-dir", tmp_path / "one") == 0
-    two, one = (
-        json.loads((tmp_path / d / "helu" / "mrpc" / "seed1" / "results.json").read_text())
-        for d in ("two", "one")
-    )
-    assert (two["num_processes"], one["num_processes"]) == (2, 1)
-    assert two["global_batch_size"] == one["global_batch_size"] == 16
-    assert two["optimizer_steps"] == one["optimizer_steps"] == 3  # 48 examples / 16
-    assert two["num_eval_examples"] == one["num_eval_examples"] == 40
-    assert two["identity"] == one["identity"]  # the process count is not part of what a run is
+
+    # MNLI's 3 runs first (1, 2, 1), then the other 6 (1, 2, 1, 2, 1, 2)
+    assert "process 1 of 2: 5 of the 9 runs" in log and "process 2 of 2: 4 of the 9 runs" in log
+    done_by = [re.search(r"\[process (\d) of 2\] done (\S+):", line) for line in log.splitlines()]
+    done_by = [m.groups()[::-1] for m in done_by if m]
+    runs = [f"helu/{task}/seed{seed}" for task in ("mnli", "mrpc", "rte") for seed in (1, 2, 3)]
+    assert sorted(run for run, _ in done_by) == runs  # each exactly once
+    by = dict(done_by)
+    assert any(by[f"helu/rte/seed{s}"] != by[f"helu/mnli/seed{s}"] for s in (1, 2, 3))
+    assert "9 runs: 9 finished now, 0 already done, 0 failed" in log
+    two, one = results(tmp_path / "two"), results(tmp_path / "one")
+    assert sorted(two) == sorted(one) and len(one) == 12  # MNLI also reports mnli_mismatched
+    for name, result in one.items():
+        other = two[name]
+        assert other["num_processes"] == result["num_processes"] == 1
+        for key in ("metrics", "history", "identity", "optimizer_steps"):
+            assert other[key] == result[key], (name, key)
+        if name.startswith("helu/rte"):
+            seed_dir = name.rpartition("/")[2]
+            assert other["init_from"].endswith(f"mnli/{seed_dir}/model")
+        mine, theirs = (np.load(d / name / "predictions.npz") for d in (tmp_path / "one", tmp_path / "two"))
+        assert mine.files == theirs.files
+        for array in mine.files:
+            assert np.array_equal(mine[array], theirs[array]), (name, array)
 
 
 def test_each_result_keeps_dev_predictions_that_reproduce_its_metrics(batch):
