@@ -1,9 +1,10 @@
 """``python -m glue_eval compare results/ --baseline NAME [--format md|csv|json]``
 
 Every row against the baseline row, per task metric and per average convention (paper, cramming,
-glue): the difference in percentage points, a percentile interval and a two-sided p-value from a
-bootstrap over dev examples, paired (the same resampled examples for both rows), that also resamples
-a row's runs where it has several. Rows group as in ``glue_eval table`` (``--group-by``).
+glue): the difference in percentage points, an interval and a two-sided p-value: Welch's t-test on
+the runs' values where a row has several runs (pretraining replicates, else fine-tuning seeds), a
+bootstrap over dev examples, paired (the same resampled examples for both rows), where both rows are
+one run (glue_eval.significance). Rows group as in ``glue_eval table`` (``--group-by``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from glue_eval import significance
 from glue_eval.replicates import CENTER_HELP, GROUP_BY_HELP, grouping_notes
 from glue_eval.results import AVERAGES, COLUMNS, Row, load_results, summarise
 
-HELP = "is a row better than the baseline? paired bootstrap differences, intervals and p-values"
+HELP = "is a row better than the baseline? differences, intervals and p-values (Welch t / paired bootstrap)"
 METRIC_NAMES = {
     "accuracy": "acc",
     "f1": "F1",
@@ -118,10 +119,11 @@ def _header(settings, baseline) -> list[str]:
     against = f"row minus baseline {baseline.name}" if baseline else "each row's delta against 0"
     what = "INT8-minus-full-precision deltas, " if settings.delta else ""
     return [
-        f"Differences: {what}{against}, percentage points (dev-set metric x100); {pct} percentile "
-        f"interval; * = p < {settings.level:g}.",
-        f"Bootstrap: {settings.resamples} resamples, seed {settings.seed}; rows' {settings.center} over "
-        f"their runs; p: {significance.P_VALUE_DEFINITION}.",
+        f"Differences: {what}{against}, percentage points (dev-set metric x100); {pct} interval; "
+        f"* = p < {settings.level:g}.",
+        f"Rows of several runs (mean): {significance.T_TEST_DEFINITION}.",
+        f"Bootstrap (both rows one run, or --center median): {settings.resamples} resamples, seed "
+        f"{settings.seed}; rows' {settings.center} over their runs; p: {significance.P_VALUE_DEFINITION}.",
     ]
 
 
@@ -164,8 +166,8 @@ def to_markdown(comparisons, schemes, settings, baseline, notes) -> str:
 
 
 FIELDS = ["row", "baseline", "column", "task", "metric", "examples", "row_value", "baseline_value",
-          "difference", "low", "high", "p_value", "significant", "level", "resamples", "seed", "scheme",
-          "covers"]  # fmt: skip
+          "difference", "low", "high", "p_value", "significant", "level", "test", "df", "resamples", "seed",
+          "scheme", "covers"]  # fmt: skip
 
 
 def _record(c, settings, schemes) -> dict:
@@ -185,6 +187,8 @@ def _record(c, settings, schemes) -> dict:
         "p_value": est.p_value,
         "significant": c.significant(settings.level),
         "level": settings.level,
+        "test": "welch" if est.method == "t" else "bootstrap",
+        "df": est.df,
         "resamples": settings.resamples,
         "seed": settings.seed,
         "scheme": schemes[c.row],

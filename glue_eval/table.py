@@ -75,9 +75,10 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--significance",
         action="store_true",
-        help=f"mark ({MARK}) each cell that differs from the --baseline row at --level (paired bootstrap "
-        "over dev examples, and over a row's runs where it has several; needs the per-example "
-        "predictions of every result); with --delta int8 and no --baseline, each delta against 0",
+        help=f"mark ({MARK}) each cell that differs from the --baseline row at --level (Welch's t-test on "
+        "the runs' values where a row has several runs, else a paired bootstrap over dev examples; needs "
+        "the per-example predictions of every result); with --delta int8 and no --baseline, each delta "
+        "against 0",
     )
     significance.add_arguments(parser, baseline_required=False)
 
@@ -143,11 +144,20 @@ def significance_marks(rows: list[Row], args) -> Marks:
         what = f"the {args.delta.upper()} delta differs from that of the baseline {baseline.name} at {level}"
     else:
         what = f"differs from the baseline {baseline.name} at {level}"
+    if settings.center == "mean":
+        how = (
+            "Where a row has several runs (its pretraining replicates, else its fine-tuning seeds): "
+            "Welch's t-test on the runs' values; where both rows are one run: a paired bootstrap over "
+            f"dev examples ({settings.resamples} resamples, seed {settings.seed})."
+        )
+    else:
+        how = (
+            "Bootstrap over dev examples, the same resampled examples for every row, resampling a row's "
+            "runs too where it has several (its pretraining replicates, else its fine-tuning seeds); "
+            f"{settings.resamples} resamples, seed {settings.seed}."
+        )
     marks.notes.append(
-        f"{MARK}: {what}. Bootstrap over dev examples, the same resampled examples for every row, "
-        "resampling a row's runs too where it has several (its pretraining replicates, else its "
-        f"fine-tuning seeds); {settings.resamples} resamples, seed {settings.seed}. "
-        "glue_eval compare prints every difference, interval and p-value."
+        f"{MARK}: {what}. {how} glue_eval compare prints every difference, interval and p-value."
     )
     untested = [
         label
