@@ -24,6 +24,7 @@ LOGISTICS = (
     "train.micro_batch_size",  # the global batch is fixed; micro-batches only cut it for memory
     "train.compile",
     "train.cpu_threads",
+    "train.collective_timeout_minutes",
     "train.checkpoint_every_steps",
     "train.checkpoint_every_minutes",
     "train.keep_checkpoints",

@@ -6,9 +6,12 @@
 - ``make_optimizer``: AdamW, no weight decay on biases and norm weights (``decay_groups``).
 - ``GlobalBatches``: the data order, as a pure function of (seed, sample position), sharded so that
   N processes at global batch G see exactly the samples and masks one process sees at G.
+- ``BatchPrefetcher``: builds the next steps' batches in a background thread (pinned on CUDA), so
+  the step never waits for reading and masking.
 - ``BudgetClock``: elapsed training time (the budget), resumable, paused during evaluation/saving.
 - ``train_step`` / ``evaluate``: one optimizer step over the micro-batches of this process, and the
-  validation MLM loss.
+  validation MLM loss. A step never waits for the device: its loss, gradient norm and "skipped"
+  flag stay on the device until the loop reads them (``BadStepGuard.settle``, the log).
 - ``BadStepGuard``: skipped steps (non-finite, fp16 overflow) counted; K in a row abort the run.
 
 The run's state (step, samples seen, budget used, counters) is a ``bert_helu.run_state.RunState``;
@@ -18,16 +21,17 @@ its checkpoints and records are bert_helu.run_checkpoints and bert_helu.run_log.
 from __future__ import annotations
 
 import contextlib
-import math
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bert_helu.agreement import any_process
 from bert_helu.data.stream_cursor import StreamCursor
 from bert_helu.errors import UserError
 from bert_helu.modeling import (
@@ -103,13 +107,24 @@ class SparseMLM(nn.Module):
         super().__init__()
         self.mlm = mlm_model
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask=None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask=None, positions=None
+    ) -> torch.Tensor:
+        """``positions``: the flat indices of the masked tokens (``masked_positions``). Given, as the
+        batches give them, the forward pass needs no ``nonzero`` on the device: no host-device sync
+        and no graph break under ``torch.compile``."""
         hidden = encoder_of(self.mlm)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         labels = labels.reshape(-1)
-        where = (labels != -100).nonzero().squeeze(1)
-        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, where)
+        if positions is None:
+            positions = masked_positions(labels)
+        picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions)
         logits = masked_lm_logits(self.mlm, picked)
-        return F.cross_entropy(logits.float(), labels.index_select(0, where), reduction="sum")
+        return F.cross_entropy(logits.float(), labels.index_select(0, positions), reduction="sum")
+
+
+def masked_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Flat indices of the predicted tokens (labels other than -100)."""
+    return (labels.reshape(-1) != -100).nonzero().squeeze(1)
 
 
 def initial_model(cfg, tokenizer) -> nn.Module:
@@ -138,7 +153,8 @@ def make_optimizer(model: nn.Module, train: dict) -> torch.optim.Optimizer:
     """AdamW with the recipe's hyper-parameters and ``decay_groups``."""
     groups = decay_groups(model, train["weight_decay"])
     device = next(model.parameters()).device
-    # fused kernels exist on CPU and CUDA for recent torch; foreach is the fallback
+    # The fused kernel skips a step on the device (``found_inf``) without a host-device sync; it
+    # exists on CUDA, and on CPU since torch 2.4. foreach is the fallback (a skip then syncs).
     impl = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
     return torch.optim.AdamW(groups, lr=train["lr"], betas=tuple(train["betas"]), eps=train["eps"], **impl)
 
@@ -206,16 +222,14 @@ class GlobalBatches:
     def _mask(self, ids: torch.Tensor, step: int, first_row: int) -> tuple[torch.Tensor, torch.Tensor]:
         # one generator per row of the global batch: masks do not depend on how the global batch
         # is cut into micro-batches and processes
-        rows = [
-            self.masker(ids[i : i + 1], torch.Generator().manual_seed(_seed_of(self.seed, step, row)))
-            for i, row in enumerate(range(first_row, first_row + len(ids)))
+        generators = [
+            torch.Generator().manual_seed(_seed_of(self.seed, step, row))
+            for row in range(first_row, first_row + len(ids))
         ]
-        return torch.cat([m for m, _ in rows]), torch.cat([lab for _, lab in rows])
+        return self.masker.per_row(ids, generators)
 
-    def step_batches(
-        self, step: int, position: int
-    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        """This process's micro-batches of ``step``: (masked input ids, labels, attention mask)."""
+    def step_batches(self, step: int, position: int) -> list[MicroBatch]:
+        """This process's micro-batches of ``step``, whose first sample is ``position``."""
         p = self.plan
         out = []
         if self.streaming:  # every process reads the whole global batch and keeps its slices
@@ -227,8 +241,82 @@ class GlobalBatches:
             else:
                 ids = self._rows(position + start, p.micro_batch)
             masked, labels = self._mask(ids, step, start)
-            out.append((masked, labels, attention_mask(ids, self.pad_id)))
+            out.append(MicroBatch.of(masked, labels, attention_mask(ids, self.pad_id)))
         return out
+
+
+class MicroBatch(NamedTuple):
+    """What one forward/backward pass takes; ``positions`` are ``masked_positions(labels)``, found on
+    the host where the batch is built, so that the device never has to report a count."""
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    attention_mask: torch.Tensor | None
+    positions: torch.Tensor
+
+    @classmethod
+    def of(cls, input_ids, labels, attention_mask=None) -> MicroBatch:
+        return cls(input_ids, labels, attention_mask, masked_positions(labels))
+
+    def to(self, device, non_blocking: bool = False) -> MicroBatch:
+        return MicroBatch(*(None if t is None else t.to(device, non_blocking=non_blocking) for t in self))
+
+    def pin_memory(self) -> MicroBatch:
+        return MicroBatch(*(None if t is None else t.pin_memory() for t in self))
+
+
+class BatchPrefetcher:
+    """``GlobalBatches.step_batches`` for the steps to come, built ``depth`` steps ahead in a thread.
+
+    Batches are a pure function of (step, position), so building them early changes nothing but
+    when the work is done. Masking runs in torch ops that release the GIL, and on CUDA the main
+    thread spends its time queueing kernels, so the thread keeps ahead of the step. Pinned memory
+    (CUDA) lets ``MicroBatch.to(non_blocking=True)`` copy while the device computes.
+    """
+
+    def __init__(self, batches: GlobalBatches, step: int, position: int, depth: int = 2, pin=False):
+        self.batches, self.pin, self.step, self.position = batches, pin, step, position
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="batch-prefetch", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        step, position, per_step = self.step, self.position, self.batches.plan.global_batch
+        try:
+            while not self._stop.is_set():
+                micro = self.batches.step_batches(step, position)
+                if self.pin:
+                    micro = [m.pin_memory() for m in micro]
+                item = (step, position, micro)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                step, position = step + 1, position + per_step
+        except BaseException as err:  # raised again in the loop's thread, by next()
+            self._queue.put((None, None, err))
+
+    def next(self, step: int, position: int) -> list[MicroBatch]:
+        """The micro-batches of ``step`` (the loop asks for its steps in order)."""
+        got_step, got_position, micro = self._queue.get()
+        if got_step is None:
+            raise micro
+        if (got_step, got_position) != (step, position):  # a bug, never a user error
+            raise RuntimeError(f"prefetched step {got_step}@{got_position}, the loop is at {step}@{position}")
+        return micro
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> BatchPrefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def attention_mask(ids: torch.Tensor, pad_id: int | None) -> torch.Tensor | None:
@@ -254,17 +342,11 @@ def validation_batches(
         ids = torch.from_numpy(
             np.asarray(data[start : min(start + micro_batch, rows)]["input_ids"], dtype=np.int64)
         )
-        masked = [
-            masker(ids[i : i + 1], torch.Generator().manual_seed(_seed_of(seed, 2**31, start + i)))
-            for i in range(len(ids))
+        generators = [
+            torch.Generator().manual_seed(_seed_of(seed, 2**31, start + i)) for i in range(len(ids))
         ]
-        batches.append(
-            (
-                torch.cat([m for m, _ in masked]),
-                torch.cat([lab for _, lab in masked]),
-                attention_mask(ids, pad_id),
-            )
-        )
+        masked, labels = masker.per_row(ids, generators)
+        batches.append(MicroBatch.of(masked, labels, attention_mask(ids, pad_id)))
     return batches
 
 
@@ -296,54 +378,67 @@ class BudgetClock:
 
 @dataclass
 class StepResult:
-    loss_sum: torch.Tensor  # this process's summed masked-token loss
-    grad_norm: float
-    finite: bool  # the update was applied: loss and gradients were finite on every process
+    """One step's outcome. The tensors stay on the device until the loop reads them (on logging
+    steps, ``BadStepGuard.settle``), so that the host can queue the next step meanwhile."""
+
+    loss_sum: torch.Tensor  # the global batch's summed masked-token loss (all processes)
+    grad_norm: torch.Tensor  # the gradient norm before clipping
+    skipped: torch.Tensor | bool  # no update: non-finite loss or gradients (the same on every process)
     overflow: bool = False  # fp16: the GradScaler skipped the update (and lowered its scale)
 
 
 def train_step(
-    accelerator, model, optimizer, micro_batches, masked_global: int, grad_clip: float
+    accelerator, model, optimizer, micro_batches: list[MicroBatch], masked_global: int, grad_clip: float
 ) -> StepResult:
-    """Accumulate the micro-batches of one step and update (unless the loss or gradients are not finite).
+    """Accumulate the micro-batches of one step and update, unless the loss or gradients are not finite.
 
-    Whether the update happens is decided from values all processes agree on (bert_helu.agreement):
-    a loss that is not finite on one process skips the step on all of them.
+    No host-device sync: whether to update is decided on the device from values every process
+    shares (the all-reduced loss and the norm of the all-reduced gradients), and the fused AdamW
+    kernel skips the update itself (``found_inf``). fp16 keeps the GradScaler's own protocol.
     """
     device = accelerator.device
+    non_blocking = device.type == "cuda"  # pinned batches (BatchPrefetcher) copy while the device works
     scale = accelerator.num_processes / max(masked_global, 1)  # DDP averages over processes
     loss_sum = torch.zeros((), device=device)
-    for i, (ids, labels, mask) in enumerate(micro_batches):
+    for i, batch in enumerate(micro_batches):
         last = i == len(micro_batches) - 1
         sync = contextlib.nullcontext() if last else accelerator.no_sync(model)
         with sync:
-            loss = model(ids.to(device), labels.to(device), None if mask is None else mask.to(device))
+            loss = model(*batch.to(device, non_blocking=non_blocking))
             accelerator.backward(loss * scale)
         loss_sum += loss.detach()
     grad_norm = accelerator.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
-    grad_norm = float(grad_norm) if grad_norm is not None else 0.0
-    loss_finite = bool(torch.isfinite(loss_sum))
-    overflow = False
+    grad_norm = torch.zeros((), device=device) if grad_norm is None else grad_norm.detach()
+    loss_sum = accelerator.reduce(loss_sum, reduction="sum")  # asynchronous on the device
     scaler = getattr(accelerator, "scaler", None)
     if scaler is not None:
         # fp16: GradScaler skips overflowing steps itself and lowers its scale (it must see every
         # step); its verdict comes from all-reduced gradients, the same on every process. A lower
         # scale is the sign of a skip (accelerate's step_was_skipped misses it for fused AdamW).
-        scale = scaler.get_scale()
+        before = scaler.get_scale()
         optimizer.step()
-        (bad_loss, overflow) = any_process(accelerator, not loss_finite, scaler.get_scale() < scale)
-        finite = not bad_loss and not overflow
-    else:
-        (bad,) = any_process(accelerator, not (math.isfinite(grad_norm) and loss_finite))
-        finite = not bad
-        if finite:
-            optimizer.step()
+        bad_loss, overflow = not bool(torch.isfinite(loss_sum)), scaler.get_scale() < before
+        optimizer.zero_grad(set_to_none=True)
+        return StepResult(loss_sum, grad_norm, bad_loss or overflow, overflow)
+    skipped = ~(torch.isfinite(grad_norm) & torch.isfinite(loss_sum))
+    _step_unless(optimizer, skipped)
     optimizer.zero_grad(set_to_none=True)
-    return StepResult(loss_sum, grad_norm, finite, overflow)
+    return StepResult(loss_sum, grad_norm, skipped)
+
+
+def _step_unless(optimizer, skipped: torch.Tensor) -> None:
+    """``optimizer.step()`` unless ``skipped``: decided on the device by the fused kernel, which
+    then leaves parameters, moments and step count as they were; by the host otherwise."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps it
+    if inner.defaults.get("fused"):
+        inner.found_inf = skipped.float()
+        optimizer.step()
+    elif not bool(skipped):
+        optimizer.step()
 
 
 @torch.no_grad()
-def evaluate(accelerator, model, batches) -> float:
+def evaluate(accelerator, model, batches: list[MicroBatch]) -> float:
     """Mean MLM loss per masked token over the validation batches (shared between processes)."""
     if not batches:
         return float("nan")
@@ -351,11 +446,9 @@ def evaluate(accelerator, model, batches) -> float:
     device = accelerator.device
     totals = torch.zeros(2, dtype=torch.float64, device=device)
     for j in range(accelerator.process_index, len(batches), accelerator.num_processes):
-        ids, labels, mask = batches[j]
-        totals[0] += model(
-            ids.to(device), labels.to(device), None if mask is None else mask.to(device)
-        ).double()
-        totals[1] += (labels != -100).sum()
+        batch = batches[j]
+        totals[0] += model(*batch.to(device)).double()
+        totals[1] += len(batch.positions)
     model.train()
     totals = accelerator.reduce(totals, reduction="sum")
     return float(totals[0] / totals[1].clamp(min=1))
@@ -364,20 +457,35 @@ def evaluate(accelerator, model, batches) -> float:
 class BadStepGuard:
     """Counts skipped steps into the run's state; K in a row means the run has diverged.
 
-    Two kinds, counted apart: a non-finite loss or gradient (the loop skips the update), and an
-    fp16 overflow (the GradScaler skips it and halves its scale, routine for a few steps while the
-    scale settles). Every process records the same agreed results, so all abort at the same step.
+    Two kinds, counted apart: a non-finite loss or gradient (the update is skipped), and an fp16
+    overflow (the GradScaler skips it and halves its scale, routine for a few steps while the
+    scale settles). Steps are ``add``-ed as they run and read from the device together when the
+    loop ``settle``-s them (logging and checkpoint steps, the end): a diverged run stops there, at
+    most ``log_every_steps`` later than a per-step check would, without a sync on every step.
+    Every process reads the same agreed results, so all abort at the same step.
     """
 
     def __init__(self, limit: int, overflow_limit: int, scale=None):
         self.limit, self.overflow_limit = limit, overflow_limit
         self.scale = scale  # the loss scale now (for the message), if fp16
         self.in_a_row = self.overflows_in_a_row = 0
+        self.pending: list[tuple[int, StepResult]] = []
 
-    def record(self, result: StepResult, state, warn) -> None:
-        """``state`` (bert_helu.run_state.RunState) is at the step ``result`` comes from."""
-        step = state.step
-        if result.overflow:
+    def add(self, step: int, result: StepResult) -> None:
+        """Step ``step``'s result (step numbers count from 0: the state's step before it advanced)."""
+        self.pending.append((step, result))
+
+    def settle(self, state, warn) -> None:
+        """Read the pending steps' verdicts (one sync) and count them into ``state`` (a RunState)."""
+        if not self.pending:
+            return
+        flags = torch.stack([torch.as_tensor(r.skipped).reshape(()).cpu() for _, r in self.pending]).tolist()
+        pending, self.pending = self.pending, []
+        for (step, result), skipped in zip(pending, flags, strict=True):
+            self._record(step, bool(skipped), result.overflow, state, warn)
+
+    def _record(self, step: int, skipped: bool, overflow: bool, state, warn) -> None:
+        if overflow:
             self.overflows_in_a_row += 1
             state.overflow_steps += 1
             if self.overflows_in_a_row >= self.overflow_limit:
@@ -388,7 +496,7 @@ class BadStepGuard:
                 )
             return
         self.overflows_in_a_row = 0
-        if result.finite:
+        if not skipped:
             self.in_a_row = 0
             return
         self.in_a_row += 1
@@ -401,5 +509,5 @@ class BadStepGuard:
             )
 
 
-def count_masked(micro_batches) -> int:
-    return int(sum(int((labels != -100).sum()) for _, labels, _ in micro_batches))
+def count_masked(micro_batches: list[MicroBatch]) -> int:
+    return sum(len(m.positions) for m in micro_batches)

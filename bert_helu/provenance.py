@@ -23,6 +23,7 @@ OPERATIONAL_KEYS = (
     "logging",
     "telemetry",
     "train.cpu_threads",
+    "train.collective_timeout_minutes",
     "train.checkpoint_every_steps",
     "train.checkpoint_every_minutes",
     "train.keep_checkpoints",

@@ -54,6 +54,7 @@ PRETRAIN_DEFAULTS = {
         "mixed_precision": "auto",
         "compile": False,
         "cpu_threads": 0,
+        "collective_timeout_minutes": 30.0,
         "max_bad_steps": 10,
         "max_overflow_steps": 25,
         "checkpoint_every_steps": 0,
@@ -126,7 +127,11 @@ PRETRAIN_KEY_HELP = {
     "train.mlm_probability": "share of tokens masked for the MLM loss (BERT: 0.15)",
     "train.mixed_precision": "auto (bf16 on GPUs that have it, else fp16; bf16 on CPUs with native bf16, "
     "AVX512-BF16 or AMX, else fp32), no (fp32), bf16 or fp16",
-    "train.compile": "torch.compile the model (a long first step; measure before relying on it)",
+    "train.compile": "torch.compile the model after accelerate wraps it (DDP keeps its overlap); the first "
+    "steps are slow while it compiles; telemetry windows run the eager model (hooks work there)",
+    "train.collective_timeout_minutes": "how long a process waits for the others in a collective call "
+    "(torch.distributed's timeout); the corpus is prepared before the processes connect, so this only "
+    "has to cover a checkpoint save or an evaluation",
     "train.cpu_threads": "torch threads per process on CPU; 0: torch's default (one per core). On a shared "
     "machine fewer threads can be faster",
     "train.max_bad_steps": "a step whose loss or gradient is not finite is skipped; the run stops after "
@@ -218,6 +223,7 @@ def _check_values(cfg) -> None:
         ("train.checkpoint_every_steps", tr["checkpoint_every_steps"] >= 0, ">= 0"),
         ("train.checkpoint_every_minutes", tr["checkpoint_every_minutes"] >= 0, ">= 0"),
         ("train.cpu_threads", tr["cpu_threads"] >= 0, ">= 0"),
+        ("train.collective_timeout_minutes", tr["collective_timeout_minutes"] > 0, "> 0"),
         ("telemetry.every", tel["every"] >= 0, ">= 0"),
         (
             "telemetry.window",

@@ -96,7 +96,7 @@ class RunCheckpoints:
         return state
 
     def due(self, step: int, agreed_elapsed: float) -> bool:
-        """``agreed_elapsed`` must be the agreed clock (bert_helu.agreement.step_values): every process
+        """``agreed_elapsed`` must be the agreed clock (bert_helu.agreement.StepValues): every process
         then compares it with the same ``saved_elapsed`` and reaches the same verdict."""
         every_steps, every_minutes = (
             self.train_cfg[k] for k in ("checkpoint_every_steps", "checkpoint_every_minutes")

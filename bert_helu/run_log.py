@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from bert_helu.agreement import global_mean_loss
 from bert_helu.atomic import atomic_write_json
 from bert_helu.paths import display_path
 from bert_helu.run_state import RunState
@@ -24,7 +24,7 @@ class RunLog:
         self.main = accelerator.is_main_process
         self.seq_len = cfg["data"]["seq_len"]
         self.bar = self.metrics = self.plan = None
-        self.trackers = False
+        self.trackers = self.lines = False
         self.last_train_loss = None
         self.last_validation = (-1, float("nan"))  # (step, loss)
         self.window = (time.perf_counter(), 0)  # (time, step) of the last logged step: tokens/s
@@ -73,7 +73,10 @@ class RunLog:
                 init_kwargs={"wandb": {"name": self.dir.name}} if logging["wandb"] else {},
             )
             self.trackers = True
-        if logging["progress_bar"]:
+        # A redrawn bar in a file (a cluster job's log) is thousands of redraws joined by carriage
+        # returns: there, each logging step prints one plain line instead (``step``).
+        self.lines = logging["progress_bar"] and not sys.stderr.isatty()
+        if logging["progress_bar"] and not self.lines:
             total = self.cfg["train"]["max_steps"] or None
             self.bar = tqdm(total=total, initial=step, desc="pretrain", dynamic_ncols=True, smoothing=0.1)
 
@@ -86,15 +89,20 @@ class RunLog:
             scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
             self.acc.log(scalars, step=step)
 
+    def logging_step(self, step: int) -> bool:
+        """Whether step ``step`` (counted once it ran) logs a row: every ``log_every_steps``, and the last."""
+        tr = self.cfg["train"]
+        return not step % tr["log_every_steps"] or bool(tr["max_steps"] and step >= tr["max_steps"])
+
     def step(self, state: RunState, result, masked: int, lr: float, budget_s: float | None) -> None:
-        """After each optimizer step; every ``log_every_steps`` (and the last) a row. Collective:
-        the loss is reduced over processes, which all reach the same logging steps."""
-        tr, step = self.cfg["train"], state.step
+        """After each optimizer step; on logging steps a row, whose loss and gradient norm are the
+        only values of the step read back from the device (the loss is already summed over processes)."""
+        step = state.step
         if self.bar is not None:
             self.bar.update(1)
-        if step % tr["log_every_steps"] and not (tr["max_steps"] and step >= tr["max_steps"]):
+        if not self.logging_step(step):
             return
-        loss = global_mean_loss(self.acc, result.loss_sum, masked)
+        loss = float(result.loss_sum) / max(masked, 1)
         t0, step0 = self.window
         now = time.perf_counter()
         tokens_per_s = (step - step0) * self.plan.global_batch * self.seq_len / max(now - t0, 1e-9)
@@ -104,16 +112,23 @@ class RunLog:
             "step": step,
             "train/loss": loss,
             "train/lr": lr,
-            "train/grad_norm": result.grad_norm,
+            "train/grad_norm": float(result.grad_norm),
             "train/tokens_per_s": tokens_per_s,
             "train/elapsed_s": state.elapsed,
         }
         self._record(row, step)
+        shown = {"loss": f"{loss:.3f}", "lr": f"{lr:.2e}", "tok/s": f"{tokens_per_s:,.0f}"}
+        if budget_s:
+            shown["budget left"] = f"{max(0.0, budget_s - state.elapsed) / 60:.1f} min"
         if self.bar is not None:
-            postfix = {"loss": f"{loss:.3f}", "lr": f"{lr:.2e}", "tok/s": f"{tokens_per_s:,.0f}"}
-            if budget_s:
-                postfix["budget left"] = f"{max(0.0, budget_s - state.elapsed) / 60:.1f}min"
-            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.set_postfix(shown, refresh=False)
+        elif self.lines:
+            total = self.cfg["train"]["max_steps"]
+            self.print(
+                " | ".join(
+                    [f"step {step}" + (f"/{total}" if total else "")] + [f"{k} {v}" for k, v in shown.items()]
+                )
+            )
 
     def validation(self, step: int, loss: float) -> None:
         if step == self.last_validation[0]:

@@ -240,14 +240,15 @@ class TelemetryWindows:
 
     @contextlib.contextmanager
     def window(self, step: int):
-        """Wrap step ``step``'s forward and backward passes."""
+        """Wrap step ``step``'s forward and backward passes; yields whether the step is watched (its
+        forward must then run the eager model: hooks added after ``torch.compile`` never fire there)."""
         every, length = self.cfg["every"], self.cfg["window"]
         active = self.cfg["enabled"] and every > 0 and step % every < length
         if active and self.monitor is None:
             hist_every = self.cfg["histogram_every"]
             self.window_start = step
             self.monitor = monitor_model(self.model, bool(hist_every) and step % hist_every < length)
-        yield
+        yield self.monitor is not None
         if self.monitor is not None and (not active or step % every == length - 1):
             self.closed = self.close(step + 1)
 

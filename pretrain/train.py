@@ -7,13 +7,14 @@ everything that needs torch, so that a ``--prepare-only`` cache hit never import
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import InitProcessGroupKwargs, set_seed
 
-from bert_helu.agreement import StopSignals, main_first, on_main, step_values
+from bert_helu.agreement import StepValues, StopSignals, on_main
 from bert_helu.data import MLMMasker, prepare_corpus
 from bert_helu.identity import pretrain_identity
 from bert_helu.model_card import pretrained_card
@@ -22,6 +23,7 @@ from bert_helu.precision import resolve_mixed_precision
 from bert_helu.pretraining import (
     BadStepGuard,
     BatchPlan,
+    BatchPrefetcher,
     BudgetClock,
     GlobalBatches,
     SparseMLM,
@@ -47,12 +49,14 @@ def train(cfg, output_dir: str) -> int:
     # 2.-7. below continue the numbered story that pretrain/__main__.py starts.
     tr, run_dir, started = cfg.train, Path(output_dir), time.perf_counter()
 
-    # 2. Processes, devices and precision (accelerate), and how the global batch splits over them.
-    accelerator, plan = start_processes(cfg, run_dir)
-
-    # 3. Data: cleaned, tokenized, packed and cached once (main process first, the others reuse it).
-    corpus = main_first(accelerator, lambda: prepare_corpus(cfg.data))
+    # 2. Data: cleaned, tokenized, packed and cached once, before the processes connect: building
+    #    a large corpus takes longer than any collective timeout. The first process to take the
+    #    cache's lock builds it; the others wait on the lock, then read the cache.
+    corpus = prepare_corpus(cfg.data)
     masker, pad_id = MLMMasker(corpus.tokenizer, tr.mlm_probability), corpus.tokenizer.pad_token_id
+
+    # 3. Processes, devices and precision (accelerate), and how the global batch splits over them.
+    accelerator, plan = start_processes(cfg, run_dir)
 
     # 4. The model, and what the run is: its identity, log and checkpoints. A finished run of the
     #    same identity is not redone.
@@ -65,8 +69,10 @@ def train(cfg, output_dir: str) -> int:
         return 0
     checkpoints.check_space(model)
     optimizer = make_optimizer(model, tr)
-    train_model = torch.compile(SparseMLM(model)) if tr.compile else SparseMLM(model)
-    train_model, optimizer = accelerator.prepare(train_model, optimizer)
+    eager_model, optimizer = accelerator.prepare(SparseMLM(model), optimizer)
+    # compiled after DDP wraps it, so that compilation splits the graph at DDP's gradient buckets
+    # and keeps the all-reduce overlapped with backward
+    train_model = torch.compile(eager_model) if tr.compile else eager_model
 
     # 5. Resume from the newest checkpoint of this output dir, if any.
     state = checkpoints.resume(model, optimizer) or RunState(identity)
@@ -79,42 +85,50 @@ def train(cfg, output_dir: str) -> int:
     telemetry = TelemetryWindows(model, cfg.telemetry)
     log.start(model, plan, state.step)
 
-    # 6. The loop: one optimizer step per global batch until the step or time budget is spent.
+    # 6. The loop: one optimizer step per global batch until the step or time budget is spent. The
+    #    host runs ahead of the device: batches are built ahead (BatchPrefetcher), and the step's
+    #    results are read back only on logging steps and before a checkpoint.
     schedule, budget_s = Schedule.from_recipe(tr), tr.budget_hours * 3600 or None
     if state.step == 0 and tr.eval_every_steps:  # the untrained model's loss: the "before" of the run
         log.validation(0, evaluate(accelerator, train_model, val_batches))
     clock = BudgetClock(state.elapsed)  # the budget starts (or goes on) with the first step
     scaler = getattr(accelerator, "scaler", None)
     bad_steps = BadStepGuard(tr.max_bad_steps, tr.max_overflow_steps, scaler.get_scale if scaler else None)
-    with StopSignals() as signals:  # SIGTERM/SIGINT: finish the step, checkpoint, exit
-        while True:
-            micro_batches = batches.step_batches(state.step, state.samples_seen)
+    agree = StepValues(accelerator)
+    pin = accelerator.device.type == "cuda"
+    with StopSignals() as signals, BatchPrefetcher(batches, state.step, state.samples_seen, pin=pin) as ahead:
+        while True:  # SIGTERM/SIGINT: finish the step, checkpoint, exit
+            micro_batches = ahead.next(state.step, state.samples_seen)
             # every decision below (stop, lr, evaluate, checkpoint) uses these agreed values only
-            masked, stop, elapsed = step_values(
-                accelerator, count_masked(micro_batches), signals.requested, clock.elapsed()
-            )
+            masked, stop, elapsed = agree(count_masked(micro_batches), signals.requested, clock.elapsed())
             if stop or (tr.max_steps and state.step >= tr.max_steps) or (budget_s and elapsed >= budget_s):
                 break
             lr = tr.lr * schedule(schedule.progress_of(state.step, tr.max_steps, elapsed, budget_s))
             set_lr(optimizer, lr)
-            with telemetry.window(state.step):
-                result = train_step(accelerator, train_model, optimizer, micro_batches, masked, tr.grad_clip)
-            bad_steps.record(result, state, log.warn)  # skipped if not finite; abort after K in a row
+            with telemetry.window(state.step) as watching:  # hooks fire in the eager model only
+                step_model = eager_model if watching else train_model
+                result = train_step(accelerator, step_model, optimizer, micro_batches, masked, tr.grad_clip)
+            bad_steps.add(state.step, result)  # skipped if not finite; abort after K in a row
             state.advance(plan.global_batch)
             state.elapsed = clock.elapsed()
+            evaluating = tr.eval_every_steps and state.step % tr.eval_every_steps == 0
+            saving = checkpoints.due(state.step, elapsed)  # the agreed clock: all processes decide alike
+            if log.logging_step(state.step) or saving:
+                bad_steps.settle(state, log.warn)
             log.step(state, result, masked, lr, budget_s)
             if window := telemetry.take_closed():
                 log.telemetry(window)
-            if tr.eval_every_steps and state.step % tr.eval_every_steps == 0:
+            if evaluating:
                 with clock.paused():
                     log.validation(state.step, evaluate(accelerator, train_model, val_batches))
-            if checkpoints.due(state.step, elapsed):  # the agreed clock: all processes decide alike
+            if saving:
                 with clock.paused():
                     checkpoints.save(
                         snapshot(state, clock, batches), model, optimizer, agreed_elapsed=elapsed
                     )
 
     # 7. Interrupted: save and leave, the same command resumes. Finished: final model + summary.
+    bad_steps.settle(state, log.warn)
     checkpoints.save(snapshot(state, clock, batches), model, optimizer)
     if stop:
         log.print(f"stopped by {signals.name} at step {state.step}; run the same command to resume")
@@ -143,6 +157,7 @@ def start_processes(cfg, run_dir: Path) -> tuple[Accelerator, BatchPlan]:
         mixed_precision=resolve_mixed_precision(tr.mixed_precision),
         log_with=tracker_names(cfg.logging, run_dir),
         project_dir=str(run_dir),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=tr.collective_timeout_minutes))],
     )
     plan = plan_batches(tr.global_batch_size, tr.micro_batch_size, accelerator.num_processes)
     set_seed(cfg.seed)

@@ -165,17 +165,6 @@ def loss_at(curve: list[dict], key: str, mark: float) -> float | None:
     return None
 
 
-def cpu_flags() -> list[str]:
-    wanted = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return sorted(wanted & set(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return []
-
-
 def report(args) -> int:
     from bert_helu.analysis.reports import machine, markdown_table
     from bert_helu.atomic import atomic_write_json, atomic_write_text
@@ -188,7 +177,7 @@ def report(args) -> int:
     ]
     if not arms:
         raise SystemExit(f"no finished run among {', '.join(map(str, folders)) or args.out}")
-    data = {"machine": {**machine(), "cpu_flags": cpu_flags()}, "arms": arms}
+    data = {"machine": machine(), "arms": arms}
     rows = []
     for a in arms:
         m = a["model"]

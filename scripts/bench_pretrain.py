@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -55,12 +54,16 @@ from bert_helu.modeling import (  # noqa: E402
     model_config,
     special_token_ids,
 )
-from bert_helu.precision import resolve_mixed_precision  # noqa: E402
+from bert_helu.precision import (  # noqa: E402
+    CPU_FLAGS,
+    cpu_info,
+    reset_accelerate_state,
+    resolve_mixed_precision,
+)
 from bert_helu.recipe import check_recipe, load_recipe  # noqa: E402
 
 ACTIVATIONS = ("gelu", "relu", "helu:alpha=0.05")
 TELEMETRY_ACTIVATION = "helu:alpha=0.05"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 SYSTEMS = ("ours", "ours, dense head", "Trainer", "run_mlm defaults")
 SIMD_MULTIPLE = 16  # widths rounded to whole AVX512 registers of fp32
 
@@ -68,24 +71,9 @@ SIMD_MULTIPLE = 16  # widths rounded to whole AVX512 registers of fp32
 # --------------------------------------------------------------------------- the setting
 
 
-def cpu_description() -> dict:
-    """The CPU's model name and the flags that decide the precision (from /proc/cpuinfo)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and name in ("", platform.machine()):
-                name = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"cpu": name, "cpu_flags": [f for f in CPU_FLAGS if f in flags]}
-
-
 def machine_description(precision: str) -> dict:
     return {
-        **cpu_description(),
+        **cpu_info(),
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -197,19 +185,6 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def reset_accelerate_state() -> None:
-    """Let the next Accelerator (ours or the Trainer's) choose its precision.
-
-    accelerate keeps one precision per process and refuses a second Accelerator of another one; the
-    systems here alternate fp32 and bf16, so each starts from a clean state. What a step does was
-    fixed when its model was prepared (autocast wraps the forward), so each keeps its precision.
-    """
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
 # ------------------------------------------------------------------------------- our loop
 
 
@@ -265,7 +240,7 @@ class DenseMLM(torch.nn.Module):
         super().__init__()
         self.mlm = mlm
 
-    def forward(self, input_ids, labels, attention_mask=None):
+    def forward(self, input_ids, labels, attention_mask=None, positions=None):
         loss = self.mlm(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         return loss * (labels != -100).sum()
 
@@ -489,9 +464,9 @@ def saved_for_backward(loop) -> int:
             seen[(storage.data_ptr(), t.device.type)] = storage.nbytes()
         return t
 
-    ids, labels, mask = loop.batches.step_batches(0, 0)[0]
+    batch = loop.batches.step_batches(0, 0)[0]
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = loop.wrapped(ids, labels, mask)
+        loss = loop.wrapped(*batch)
     parameters = {p.untyped_storage().data_ptr() for p in loop.model.parameters()}
     del loss
     return sum(n for (ptr, _), n in seen.items() if ptr not in parameters)

@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+# For the programs run as child processes. PYTHONPATH: they import this checkout's code even where
+# another one is pip-installed.
+CHILD_ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "OMP_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+}
+# torchrun gives a real world size of 2 on CPU (gloo); `accelerate launch --cpu --num_processes 2`
+# was seen to start a single process.
+TORCHRUN = (str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2")
 
 
 @pytest.fixture
@@ -85,6 +99,9 @@ def write_recipe(path, cache_dir, train=None, model=None, telemetry=None):
             "eval_batches": 1,
             "log_every_steps": 2,
             "cpu_threads": 1,  # tiny ops on a shared 2-core machine run fastest on one thread
+            # fp32 on every machine: the tests that compare numbers (resume, 1 vs 2 processes, pinned
+            # losses) assume it; `auto` would be bf16 on a CPU with native bf16. bf16 has its own tests.
+            "mixed_precision": "no",
             "checkpoint_every_minutes": 0.0,
             **(train or {}),
         },
@@ -103,6 +120,16 @@ def corpus_cache(tmp_path_factory):
 @pytest.fixture
 def recipe(tmp_path, corpus_cache):
     return write_recipe(tmp_path / "recipe.yaml", corpus_cache)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate's process-wide state (its precision above all) does not leak from one test into the
+    next: a test that ran bf16 would make the next test's fp32 Accelerator fail."""
+    yield
+    from bert_helu.precision import reset_accelerate_state
+
+    reset_accelerate_state()
 
 
 @pytest.fixture(autouse=True)

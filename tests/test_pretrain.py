@@ -14,7 +14,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from bert_helu.data.masking import MLMMasker
 from bert_helu.modeling import activation_of, bert_config, build_mlm_model, load_model, save_model
-from bert_helu.pretraining import GlobalBatches, SparseMLM, make_optimizer, plan_batches, train_step
+from bert_helu.pretraining import (
+    GlobalBatches,
+    MicroBatch,
+    SparseMLM,
+    make_optimizer,
+    plan_batches,
+    train_step,
+)
 
 
 def run(*argv):
@@ -228,7 +235,7 @@ def test_batches_and_masks_do_not_depend_on_the_number_of_processes(recipe):
         ]
         # global slice order: micro-batch a of rank r is slice a * world + r
         ordered = [parts[s % world][s // world] for s in range(16 // 4)]
-        return torch.cat([m for m, _, _ in ordered]), torch.cat([lab for _, lab, _ in ordered])
+        return torch.cat([m.input_ids for m in ordered]), torch.cat([m.labels for m in ordered])
 
     for step in (0, 7):
         one_ids, one_labels = step_rows(1, step)
@@ -261,8 +268,10 @@ def test_train_step_skips_non_finite_gradients():
         model.bert.embeddings.word_embeddings.weight[7] = float("inf")  # -> NaN loss and gradients
         ids[0, 0] = 7
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = train_step(acc, wrapped, opt, [(ids, labels, None)], int((labels != -100).sum()), 0.5)
-    assert not result.finite
+    result = train_step(acc, wrapped, opt, [MicroBatch.of(ids, labels)], int((labels != -100).sum()), 0.5)
+    assert bool(result.skipped)
+    # skipped on the device by the fused kernel: Adam's step count and moments are untouched too
+    assert all(int(s["step"]) == 0 and not s["exp_avg"].any() for s in opt.optimizer.state.values())
     after = model.state_dict()
     assert all(
         torch.equal(

@@ -13,19 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_recipe
+from conftest import CHILD_ENV as ENV
+from conftest import REPO, TORCHRUN, write_recipe
 from test_pretrain import run, weights
-
-REPO = Path(__file__).resolve().parents[1]
-# PYTHONPATH: the children import this checkout's code even where another one is pip-installed
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "OMP_NUM_THREADS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-}
-TORCHRUN = (str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2")
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +197,31 @@ def test_demo_recipe_runs_unchanged_on_two_processes(tmp_path):
         "num_processes": 2,
         "recipe_micro_batch_size": 64,
     }
+
+
+def test_a_corpus_build_longer_than_the_collective_timeout_does_not_abort_the_run(tmp_path):
+    """Every process reaches the corpus before the processes connect, so a build of any length is
+    never a wait inside a collective call. Here the corpus cache's lock is held for 8 s (another job
+    building the same corpus), then the run builds it itself, with a 3 s collective timeout: a wait
+    in a collective that long would abort both processes."""
+    import threading
+
+    import yaml
+
+    from bert_helu.data import prepare_corpus
+    from bert_helu.locks import FileLock
+
+    recipe = write_recipe(tmp_path / "recipe.yaml", tmp_path / "cache", telemetry={"enabled": False})
+    data = yaml.safe_load(recipe.read_text())["data"]
+    fingerprint = prepare_corpus({**data, "cache_dir": str(tmp_path / "elsewhere")}).fingerprint
+    lock = FileLock(tmp_path / "cache" / f".corpus-{fingerprint}.lock", "data.cache_dir")
+    (tmp_path / "cache").mkdir()
+    lock.acquire()
+    threading.Timer(8.0, lock.release).start()
+    out = tmp_path / "run"
+    overrides = ["train.collective_timeout_minutes=0.05", "logging.tensorboard=false"]
+    proc = start(recipe, out, *overrides, launcher=(*TORCHRUN, "-m", "pretrain"))
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    assert "waiting" in output.lower()  # the lock was really in the way
+    assert json.loads((out / "summary.json").read_text())["num_processes"] == 2

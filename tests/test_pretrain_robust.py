@@ -362,7 +362,7 @@ def test_fp16_overflow_skips_are_counted_and_k_in_a_row_abort():
     from conftest import TINY_BERT
 
     from bert_helu.modeling import bert_config, build_mlm_model
-    from bert_helu.pretraining import BadStepGuard, SparseMLM, make_optimizer, train_step
+    from bert_helu.pretraining import BadStepGuard, MicroBatch, SparseMLM, make_optimizer, train_step
     from bert_helu.run_state import RunState
 
     torch.manual_seed(0)
@@ -373,7 +373,7 @@ def test_fp16_overflow_skips_are_counted_and_k_in_a_row_abort():
     wrapped, optimizer = accelerator.prepare(SparseMLM(model), optimizer)
     ids = torch.randint(5, 60, (2, 16))
     labels = torch.where(torch.rand(2, 16) < 0.5, ids, torch.full_like(ids, -100))
-    batch, masked = [(ids, labels, None)], int((labels != -100).sum())
+    batch, masked = [MicroBatch.of(ids, labels)], int((labels != -100).sum())
     state = RunState(identity={})
     guard = BadStepGuard(10, 3, accelerator.scaler.get_scale)
     weights = model.bert.embeddings.word_embeddings.weight
@@ -386,15 +386,15 @@ def test_fp16_overflow_skips_are_counted_and_k_in_a_row_abort():
         return result
 
     def record(result, at_step: int):
-        state.step = at_step
-        guard.record(result, state, print)
+        guard.add(at_step, result)
+        guard.settle(state, print)
 
     for n in range(2):
         result = step(overflow=True)
-        assert result.overflow and not result.finite
+        assert result.overflow and result.skipped
         record(result, n)
     result = step(overflow=False)
-    assert result.finite and not result.overflow
+    assert not result.skipped and not result.overflow
     record(result, 2)  # a good step: the count in a row starts again
     for n in range(3, 5):
         record(step(overflow=True), n)

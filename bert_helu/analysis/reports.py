@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from bert_helu.atomic import atomic_write_json, atomic_write_text
+from bert_helu.precision import cpu_info, cpu_kind
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
@@ -28,7 +28,8 @@ def machine() -> dict:
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        **cpu_info(),
+        "cpu_kind": cpu_kind(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 

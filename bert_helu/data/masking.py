@@ -60,23 +60,44 @@ class MLMMasker:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(masked_input_ids, labels)``, LongTensors shaped as input; labels -100 = not predicted."""
         input_ids = input_ids.long()
+        shape, device = input_ids.shape, generator.device
+        chosen = torch.rand(shape, generator=generator, device=device)
+        action = torch.rand(shape, generator=generator, device=device)
+        pick = torch.randint(len(self.random_token_ids), shape, generator=generator, device=device)
+        return self._corrupt(input_ids, chosen, action, pick)
+
+    def per_row(
+        self, input_ids: torch.Tensor, generators: list[torch.Generator]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row ``i`` masked with ``generators[i]``: exactly ``self(input_ids[i:i+1], generators[i])``
+        for every row, but only the random draws are made per row (3 calls), the rest at once."""
+        input_ids = input_ids.long()
+        length, vocab = input_ids.shape[1], len(self.random_token_ids)
+        draws = [
+            (
+                torch.rand((1, length), generator=g, device=g.device),
+                torch.rand((1, length), generator=g, device=g.device),
+                torch.randint(vocab, (1, length), generator=g, device=g.device),
+            )
+            for g in generators
+        ]
+        chosen, action, pick = (torch.cat(parts) for parts in zip(*draws, strict=True))
+        return self._corrupt(input_ids, chosen, action, pick)
+
+    def _corrupt(self, input_ids, chosen, action, pick) -> tuple[torch.Tensor, torch.Tensor]:
+        """BERT's rule from the draws: ``chosen`` and ``action`` uniform in [0, 1), ``pick`` an index
+        into the random-token table, all shaped as ``input_ids``."""
         device = input_ids.device
-        shape = input_ids.shape
-
-        def uniform() -> torch.Tensor:
-            return torch.rand(shape, generator=generator, device=generator.device).to(device)
-
+        chosen, action, pick = chosen.to(device), action.to(device), pick.to(device)
         maskable = ~torch.isin(input_ids, self.special_ids.to(device))
-        predicted = (uniform() < self.mlm_probability) & maskable
+        predicted = (chosen < self.mlm_probability) & maskable
         labels = torch.where(predicted, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
 
-        action = uniform()
         to_mask = predicted & (action < self.mask_fraction)
         to_random = (
             predicted & (action >= self.mask_fraction) & (action < self.mask_fraction + self.random_fraction)
         )
-        pick = torch.randint(len(self.random_token_ids), shape, generator=generator, device=generator.device)
-        random_tokens = self.random_token_ids.to(pick.device)[pick].to(device)
+        random_tokens = self.random_token_ids.to(device)[pick]
 
         masked = input_ids.clone()
         masked[to_mask] = self.mask_token_id

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from bert_helu.errors import UserError
 
+# Reads whose start and end states are kept for ``state_at``: more than the steps built ahead of the
+# one being checkpointed.
+KEPT_READS = 8
+
 
 class StreamCursor:
     def __init__(self, dataset, saved: dict | None = None):
@@ -93,5 +97,6 @@ class StreamCursor:
             return
         state = {"pass_start": self.pass_start, "pass_length": self.pass_length}
         state["stream"] = self.dataset.state_dict()
-        self._states = dict(list(self._states.items())[-1:])  # the read's start, when this is its end
+        # the reads of the steps built ahead of the loop (BatchPrefetcher) and the loop's own
+        self._states = dict(list(self._states.items())[-(2 * KEPT_READS - 1) :])
         self._states[self.position] = state
