@@ -144,7 +144,13 @@ def significance_marks(rows: list[Row], args) -> Marks:
         what = f"the {args.delta.upper()} delta differs from that of the baseline {baseline.name} at {level}"
     else:
         what = f"differs from the baseline {baseline.name} at {level}"
-    if settings.center == "mean":
+    if settings.center == "mean" and baseline is None:
+        how = (
+            "Where a row has several runs (its pretraining replicates, else its fine-tuning seeds): a "
+            "t-test of the runs' deltas against 0; a row of one run: a bootstrap over its dev examples "
+            f"({settings.resamples} resamples, seed {settings.seed})."
+        )
+    elif settings.center == "mean":
         how = (
             "Where a row has several runs (its pretraining replicates, else its fine-tuning seeds): "
             "Welch's t-test on the runs' values; where both rows are one run: a paired bootstrap over "
