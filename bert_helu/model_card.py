@@ -292,7 +292,7 @@ def _sources(sources: list[dict]) -> str:
                 f"{s['name']}" + (f" ({s['config']})" if s.get("config") else "") + " from the Hub"
             )
         else:
-            described.append(f"{s.get('type')} files `{Path(str(s.get('path'))).parent.name}/`")
+            described.append(f"`{s.get('path')}` ({s.get('type')})")
     return "; ".join(described) or "?"
 
 
