@@ -28,6 +28,7 @@ glue_eval takes no recipe: every setting is a command-line option."""
 EPILOG = """examples:
   python -m glue_eval table results/ --format md --average paper
   python -m glue_eval table results/ --delta int8
+  python -m glue_eval plan results/ --pretrain-seeds 3 10 --effect 1.0
   python -m glue_eval stats --checkpoint runs/helu/final --data sst2 --glue-dir ../shared/data/glue_data
   python -m glue_eval bench-inference --glue-dir ../shared/data/glue_data --tasks sst2 --samples 64"""
 
