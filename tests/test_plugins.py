@@ -224,6 +224,10 @@ def test_example_activation_through_pretrain_and_finetune(tmp_path, monkeypatch,
     model = load_model(out / "final")
     act = model.bert.encoder.layer[0].intermediate.intermediate_act_fn
     assert type(act).__name__ == "ScaledTanh" and act.scale == 2.0
+    # its card says so: stock transformers cannot load it, bert_helu can
+    card = (out / "final" / "README.md").read_text()
+    assert "`bert_helu:scaled_tanh:scale=2`, which stock `transformers` does not know" in card
+    assert f'model = load_model("{out / "final"}", task="mlm")' in card
 
     results = tmp_path / "results"
     code = finetune("--import", "examples.my_activation", "--checkpoints", out / "final", "--tasks", "rte",
