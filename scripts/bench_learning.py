@@ -166,8 +166,7 @@ def loss_at(curve: list[dict], key: str, mark: float) -> float | None:
 
 
 def report(args) -> int:
-    from bert_helu.analysis.reports import machine, markdown_table
-    from bert_helu.atomic import atomic_write_json, atomic_write_text
+    from bert_helu.analysis.reports import machine, markdown_table, write_per_cpu_kind
 
     folders = [Path(r) for r in args.runs] or [
         f.parent for f in sorted(Path(args.out).glob("*/bench_arm.json"))
@@ -200,16 +199,20 @@ def report(args) -> int:
     ]  # fmt: skip
     table = markdown_table(headers, rows)
     out = Path(args.output)
-    atomic_write_json(out.with_suffix(".json"), data)
     plot(arms, out.with_suffix(".png"))
-    mach = data["machine"]
-    header = (
-        f"Machine: {mach['cpu']}, CPU flags {', '.join(mach['cpu_flags']) or 'none of avx2/avx512/amx'}, "
-        f"torch {mach['torch']}, measured {mach['time_utc']}; precision per arm: "
-        f"{', '.join(sorted({str(a['precision']) for a in arms}))}.\n\n"
-    )
-    atomic_write_text(out.with_suffix(".table.md"), header + table)
-    print(header + table)
+
+    def render(data: dict) -> str:
+        mach = data["machine"]
+        return (
+            f"Machine: {mach['cpu']}, CPU flags {', '.join(mach['cpu_flags']) or 'none of avx2/avx512/amx'}, "
+            f"torch {mach['torch']}, measured {mach['time_utc']}; precision per arm: "
+            f"{', '.join(sorted({str(a['precision']) for a in data['arms']}))}.\n\n{data['table']}"
+        )
+
+    data["table"] = table
+    title = "# bench_learning: validation MLM loss by tokens and by seconds, per arm"
+    write_per_cpu_kind(out.with_suffix(".json"), out.with_suffix(".table.md"), data, render, title)
+    print(render(data))
     return 0
 
 

@@ -35,6 +35,7 @@ an MLM head of realistic size); an optimizer step is one batch of ``--batch`` x 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import statistics
@@ -57,6 +58,7 @@ from bert_helu.modeling import (  # noqa: E402
 from bert_helu.precision import (  # noqa: E402
     CPU_FLAGS,
     cpu_info,
+    cpu_kind,
     reset_accelerate_state,
     resolve_mixed_precision,
 )
@@ -74,6 +76,7 @@ SIMD_MULTIPLE = 16  # widths rounded to whole AVX512 registers of fp32
 def machine_description(precision: str) -> dict:
     return {
         **cpu_info(),
+        "cpu_kind": cpu_kind(),
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -534,8 +537,6 @@ def header(results: dict) -> list[str]:
     )
     tr = recipe["train"]
     return [
-        "# Pretraining benchmark",
-        "",
         f"Command: `{results['command']}`",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {plural(m['threads'], 'torch thread')}; CPU flags "
@@ -779,6 +780,9 @@ def parse_args(argv=None):
     parser.add_argument("--skip", nargs="*", default=[], choices=parts, help="parts not to run")
     parser.add_argument("--out", default="docs/bench_pretrain.json", help="every measurement (JSON)")
     parser.add_argument("--markdown", default="docs/bench_pretrain.md", help="the page: tables and readings")
+    parser.add_argument(
+        "--render-only", action="store_true", help="only write the page again from the stored JSON"
+    )
     args = parser.parse_args(argv)
     recipe = load_recipe(args.config)
     check_recipe(recipe)
@@ -791,9 +795,14 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     from transformers.utils import logging as hf_logging
 
-    from bert_helu.atomic import atomic_write_json, atomic_write_text
-
     args, recipe = parse_args(argv)
+    if args.render_only:
+        from bert_helu.analysis.reports import kind_of
+
+        stored = json.loads(Path(args.out).read_text())
+        for results in (stored.get("by_cpu_kind") or {kind_of(stored): stored}).values():
+            write_page(args, results)
+        return
     hf_logging.set_verbosity_error()  # the Trainer's notices would drown the progress lines
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -822,9 +831,23 @@ def main(argv=None) -> None:
     if "telemetry" not in args.skip:
         results["telemetry"] = telemetry_overhead(corpus, recipe, args, sections, precision)
     results["machine"]["load_average_at_end"] = os.getloadavg()
-    atomic_write_json(Path(args.out), results)
-    atomic_write_text(Path(args.markdown), markdown(results))
+    write_page(args, results)
     print(markdown(results))
+
+
+PAGE_TITLE = """# Pretraining benchmark
+
+Our training step against the Hugging Face Trainer and run_mlm.py's defaults, the two architectures,
+the activations' step time and MFU, and the telemetry's cost, in one section per kind of CPU (the
+kind decides the precision: `auto` is bf16 only where bf16 is native).
+"""
+
+
+def write_page(args, results: dict) -> None:
+    """``results`` as its CPU kind's section of the JSON and the page; other kinds' sections stay."""
+    from bert_helu.analysis.reports import write_per_cpu_kind
+
+    write_per_cpu_kind(args.out, args.markdown, results, markdown, PAGE_TITLE)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bert_helu.precision import cpu_has_native_bf16, cpu_kind
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "bench_pretrain.py"
 ARCHITECTURES = ("bert", "modernbert")
@@ -32,10 +34,10 @@ def test_every_table_for_both_architectures(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(out.read_text())
+    (results,) = json.loads(out.read_text())["by_cpu_kind"].values()  # this machine's kind only
 
-    assert set(results["machine"]["cpu_flags"]) <= {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
-    assert results["machine"]["precision"] in ("no", "bf16")
+    assert results["machine"]["cpu_kind"] == cpu_kind()
+    assert results["machine"]["precision"] == ("bf16" if cpu_has_native_bf16() else "no")  # `auto`
     systems = {(r["architecture"], r["system"]): r for r in results["systems"]["rows"]}
     assert set(systems) == {(a, s) for a in ARCHITECTURES for s in SYSTEMS}
     for row in systems.values():
@@ -55,7 +57,6 @@ def test_every_table_for_both_architectures(tmp_path):
     for (arch, act), row in activations.items():
         for key in ("median_step_s", "tokens_per_s", "vs_relu", "saved_for_backward_mb", "mfu"):
             assert row[key] > 0, (arch, act, key)
-    assert all(activations[a, "relu"]["vs_relu"] == 1.0 for a in ARCHITECTURES)
 
     telemetry = {(r["architecture"], r["telemetry"]): r for r in results["telemetry"]["rows"]}
     assert set(telemetry) == {(a, t) for a in ARCHITECTURES for t in ("off", "on", "on + histograms")}

@@ -133,7 +133,8 @@ def test_bf16_fine_tuning_runs_and_says_so(tmp_path):
     save_model(build_mlm_model(bert_config(TINY_BERT, "helu", len(tokenizer))), tmp_path / "ckpt", tokenizer)
     argv = ["--checkpoints", f"tiny={tmp_path / 'ckpt'}", "--tasks", "sst2", "--seeds", "1"]
     argv += ["--glue-dir", REPO / "bert_helu" / "sample_data" / "glue_data", "--output-dir", tmp_path / "out"]
-    argv += ["mixed_precision=bf16", "train.epochs=1", "train.max_train_examples=32", "torch_threads=1"]
+    argv += ["mixed_precision=bf16", "train.epochs=1", "train.max_train_examples=32", "train.max_length=64"]
+    argv += ["train.max_eval_examples=40", "torch_threads=1"]
     try:
         code = main([str(a) for a in argv])
     except SystemExit as exit_:
