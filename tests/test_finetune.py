@@ -284,6 +284,38 @@ def test_bad_inputs_are_one_line_errors_before_any_run(tmp_path, tokenizer, caps
     assert not list(out.rglob("results.json")) and not (tmp_path / "sst2").exists()
 
 
+def test_the_host_reads_the_training_loss_per_logging_step_and_epoch_not_per_step(
+    tmp_path, tokenizer, monkeypatch
+):
+    """Reading a loss (.item()) makes the host wait for the GPU: the losses are summed where they are
+    computed and read only at logging steps and epoch ends, never the loss of a step itself."""
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", tokenizer)
+    reads = {"loss": 0, "window": 0}
+    real_item, real_read = torch.Tensor.item, finetuning.LossWindow.read
+
+    def item(self):
+        reads["loss"] += self.grad_fn is not None  # a step's loss, still in the autograd graph
+        return real_item(self)
+
+    def read(self):
+        value = real_read(self)
+        reads["window"] += value is not None
+        return value
+
+    monkeypatch.setattr(torch.Tensor, "item", item)
+    monkeypatch.setattr(finetuning.LossWindow, "read", read)
+    fast = [a for a in FAST if not a.startswith("train.max_train_examples")]
+    counts = []
+    for examples, every in ((32, 100), (96, 100), (96, 2)):  # 2, 6 and 6 steps of 16 in one epoch
+        reads.update(loss=0, window=0)
+        code = finetune("--checkpoints", ckpt, "--tasks", "rte", "--glue-dir", SAMPLE, "--output-dir",
+                        tmp_path / f"out{examples}-{every}", *fast, f"train.max_train_examples={examples}",
+                        f"logging.log_every_steps={every}")  # fmt: skip
+        assert code == 0
+        counts.append(dict(reads))
+    assert counts == [{"loss": 0, "window": 1}, {"loss": 0, "window": 1}, {"loss": 0, "window": 3}]
+
+
 def test_results_record_the_global_batch_and_the_processes(batch):
     _, out, _ = batch
     result = json.loads((out / "helu" / "mrpc" / "seed1" / "results.json").read_text())
