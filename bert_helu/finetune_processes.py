@@ -87,26 +87,31 @@ class Processes:
 
 
 def join_launch() -> Processes:
-    """This process's place among those a launcher started (one process when started plainly). With
-    several: the group they meet in is made, this process's GPU chosen, and the launcher's variables
-    removed so that accelerate makes single-process runs."""
-    count = int(os.environ.get("WORLD_SIZE", "1"))
-    if count <= 1:
+    """This process's place among those a launcher started (one process when started plainly). Under
+    a launcher, even of one process: the launcher's variables are removed so that accelerate makes
+    single-process runs (with them it would wrap every model in DDP), this process's GPU is chosen,
+    and with several processes the store where they meet is joined."""
+    if "WORLD_SIZE" not in os.environ:
         return Processes()
-    rank = int(os.environ["RANK"])
+    count = int(os.environ["WORLD_SIZE"])
+    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     local_count = int(os.environ.get("LOCAL_WORLD_SIZE", count))
-    # the store torch.distributed would make its process group from (torchrun's own, or rank 0's)
-    store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=count, timeout=_MEETING_TIMEOUT))
-    store.set_timeout(_MEETING_TIMEOUT)
+    store = None
+    if count > 1:
+        # the store torch.distributed would make its process group from (torchrun's own, or rank 0's)
+        store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=count, timeout=_MEETING_TIMEOUT))
+        store.set_timeout(_MEETING_TIMEOUT)
+        store = dist.PrefixStore("bert_helu.finetune/", store)
     for name in _LAUNCH_VARIABLES:
         os.environ.pop(name, None)
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
         os.environ["ACCELERATE_TORCH_DEVICE"] = str(device)  # the device accelerate's state takes
-    processes = Processes(
-        rank, count, local_rank, local_count, dist.PrefixStore("bert_helu.finetune/", store)
-    )
-    log.info("%s (%d of %d on this machine): runs shared out whole", processes, local_rank + 1, local_count)
+    processes = Processes(rank, count, local_rank, local_count, store)
+    if count > 1:
+        log.info(
+            "%s (%d of %d on this machine): runs shared out whole", processes, local_rank + 1, local_count
+        )
     return processes
