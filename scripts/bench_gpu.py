@@ -377,17 +377,20 @@ def steady_speed(run_dir: Path, timed_from: int) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     logged = [m for m in metrics_lines(run_dir) if "train/elapsed_s" in m]
     timed = [m for m in logged if m["step"] >= timed_from]
-    if len(timed) < 2:
-        return {"status": f"too few logged steps after step {timed_from} to time"}
-    first, last = timed[0], timed[-1]
-    steps = last["step"] - first["step"]
-    seconds = last["train/elapsed_s"] - first["train/elapsed_s"]
     batch, seq_len = summary["global_batch_size"], summary["seq_len"]
+    if len(timed) >= 2:
+        first, last = timed[0], timed[-1]
+        steps, span = last["step"] - first["step"], f"{first['step']}-{last['step']}"
+        seconds = last["train/elapsed_s"] - first["train/elapsed_s"]
+    elif summary.get("train_time_s"):  # a log without step times: the whole run, warm-up included
+        steps, span, seconds = summary["steps"], "all", summary["train_time_s"]
+    else:
+        return {"status": f"too few logged steps after step {timed_from} to time"}
     config = AutoConfig.from_pretrained(str(run_dir / "final"))
     masked = summary["config"]["train"]["mlm_probability"] * batch * seq_len  # the sparse head's tokens
     flops = flops_per_step(config, batch, seq_len, masked)
     return {
-        "timed_steps": f"{first['step']}-{last['step']}",
+        "timed_steps": span,
         "s_per_step": seconds / steps,
         "tokens_per_s": steps * batch * seq_len / seconds,
         "model_flops_per_step": flops,
@@ -665,18 +668,22 @@ def speed_part(results: dict) -> list[str]:
         f"micro-batch {first.get('micro_batch')}), "
         f"timed over the logged steps after the warm-up (steps {first.get('timed_steps', 'n/a')}); "
         "MFU = model matmul FLOPs per second over the matmul peak above. Warm-up: the training seconds "
-        "of the first logged steps (compilation shows there).",
+        "of the first logged steps (compilation shows there). vs ReLU: step time over ReLU's in the same "
+        "mode. Runs without a step time per log line are timed whole, warm-up included (timed steps: all).",
         "",
     ]
     table = []
+    relu = {r["compile"]: r.get("s_per_step") for r in rows if r["activation"] == "relu"}
     for r in rows:
         mfu = r["achieved_tflops"] * 1e12 / peak if peak and "achieved_tflops" in r else None
+        baseline, step = relu.get(r["compile"]), r.get("s_per_step")
         table.append(
             [
                 r["activation"],
                 "compiled" if r["compile"] else "eager",
                 r["status"],
-                fmt(r.get("s_per_step"), 4),
+                fmt(step, 4),
+                fmt(step / baseline if step and baseline else None, 3),
                 fmt(r.get("tokens_per_s"), 0),
                 fmt(r.get("achieved_tflops"), 2),
                 fmt(100 * mfu if mfu else None, 1, "%"),
@@ -684,7 +691,18 @@ def speed_part(results: dict) -> list[str]:
                 fmt(r["seconds"]),
             ]
         )
-    headers = ["activation", "mode", "status", "s/step", "tokens/s", "TFLOP/s", "MFU", "warm-up", "run s"]
+    headers = [
+        "activation",
+        "mode",
+        "status",
+        "s/step",
+        "vs ReLU",
+        "tokens/s",
+        "TFLOP/s",
+        "MFU",
+        "warm-up",
+        "run s",
+    ]
     return out + [markdown_table(headers, table), ""]
 
 
