@@ -8,15 +8,20 @@ import os
 import sys
 from pathlib import Path
 
-from bert_helu.config import load_config, recipe_yaml
-from bert_helu.data.glue import TASKS, resolve_tasks
-from bert_helu.errors import UserError, cli_entry
-from bert_helu.finetune_batch import run_batch
-from bert_helu.finetune_recipe import DEFAULTS, task_recipe, validate_recipe
-from bert_helu.glue_submission import describe, write_submission
-from bert_helu.hub import add_push_argument, check_push_access, push_checkpoint
-from bert_helu.named_checkpoints import parse_checkpoints
-from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
+from bert_helu.activations.plugins import (
+    activations_table,
+    add_import_argument,
+    add_list_argument,
+    import_modules,
+)
+from bert_helu.finetuning.batch import run_batch
+from bert_helu.finetuning.recipe import DEFAULTS, task_recipe, validate_recipe
+from bert_helu.glue.submission import describe, write_submission
+from bert_helu.glue.tasks import TASKS, resolve_tasks
+from bert_helu.models.hub import add_push_argument, check_push_access, push_checkpoint
+from bert_helu.runtime.config import load_config, recipe_yaml
+from bert_helu.runtime.errors import UserError, cli_entry
+from bert_helu.runtime.named_checkpoints import parse_checkpoints
 
 DESCRIPTION = """Fine-tune pretrained checkpoints on GLUE tasks, every checkpoint x task x seed, and write one
 results.json per run (dev-set metrics after each epoch; the last epoch is the reported result)."""

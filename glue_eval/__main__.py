@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from bert_helu.errors import cli_entry
+from bert_helu.runtime.errors import cli_entry
 
 COMMANDS = {
     "table": "glue_eval.table",  # GLUE comparison tables (paper Table 2) and INT8 deltas (Table 3)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from bert_helu.activations.plugins import add_import_argument, import_modules
 from bert_helu.analysis.ffn_stats import batches
 from bert_helu.analysis.inputs import load_encoder, load_texts, quiet_transformers, usable_length
 from bert_helu.analysis.plots import plot_grouped_bars
@@ -30,11 +31,10 @@ from bert_helu.analysis.timing import (
     summarize,
     time_interleaved,
 )
-from bert_helu.errors import UserError
-from bert_helu.modeling import activation_of, set_activation
-from bert_helu.named_checkpoints import parse_checkpoints
-from bert_helu.paths import display_options
-from bert_helu.plugins import add_import_argument, import_modules
+from bert_helu.models.encoders import activation_of, set_activation
+from bert_helu.runtime.errors import UserError
+from bert_helu.runtime.named_checkpoints import parse_checkpoints
+from bert_helu.runtime.paths import display_options
 
 HELP = "inference time/throughput per GLUE dev set and precision (Fig. 4), per-sample time per model (Fig. 5)"
 
@@ -171,7 +171,7 @@ def _tasks(args) -> list[str]:
         raise UserError("Figure 4 needs --glue-dir (the GLUE dev sets)")
     if args.tasks != "all":
         return [t.strip() for t in args.tasks.split(",") if t.strip()]
-    from bert_helu.data.glue import TASKS  # imports datasets (a second): only when Figure 4 runs
+    from bert_helu.glue.tasks import TASKS  # imports datasets (a second): only when Figure 4 runs
 
     found = []
     for task in TASKS:

@@ -13,7 +13,7 @@ import csv
 import io
 import json
 
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 from glue_eval import significance
 from glue_eval.replicates import CENTER_HELP, GROUP_BY_HELP, grouping_notes
 from glue_eval.results import AVERAGES, COLUMNS, Row, load_results, summarise
@@ -63,7 +63,7 @@ def run(args) -> int:
     )
     print(text, end="")
     if args.output:
-        from bert_helu.atomic import atomic_write_text
+        from bert_helu.runtime.atomic import atomic_write_text
 
         atomic_write_text(args.output, text)
     if args.plot:
@@ -89,7 +89,7 @@ def _check_plot_path(path: str) -> None:
     """Before the bootstrap, not after it: a bad path should not cost the minutes it takes."""
     from pathlib import Path
 
-    from bert_helu.storage import check_writable
+    from bert_helu.runtime.storage import check_writable
 
     if Path(path).suffix.lower() != ".png":
         raise UserError(f"--plot {path}: the figure is a PNG; give a file name ending in .png")

@@ -17,8 +17,8 @@ import math
 from pathlib import Path
 
 from bert_helu.analysis import power
-from bert_helu.errors import UserError
-from bert_helu.provenance import pretraining_provenance
+from bert_helu.models.provenance import pretraining_provenance
+from bert_helu.runtime.errors import UserError
 from glue_eval import significance
 from glue_eval.compare import columns_of
 from glue_eval.replicates import GROUP_BY_HELP
@@ -107,7 +107,7 @@ def run(args) -> int:
     text = {"md": to_markdown, "csv": to_csv, "json": to_json}[args.format](header, sections)
     print(text, end="")
     if args.output:
-        from bert_helu.atomic import atomic_write_text
+        from bert_helu.runtime.atomic import atomic_write_text
 
         atomic_write_text(args.output, text)
     return 0

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bert_helu.errors import UserError
-from bert_helu.provenance import pretraining_provenance
+from bert_helu.models.provenance import pretraining_provenance
+from bert_helu.runtime.errors import UserError
 
 GROUP_BY_HELP = (
     "how checkpoints form rows: 'recipe' (default: checkpoints of the same pretraining recipe and "
@@ -33,7 +33,7 @@ class Member:
     run: str
     activation: str
     seed: int | None  # pretraining seed, None if unknown
-    recipe: str | None  # pretraining recipe fingerprint (bert_helu.provenance), None if unknown
+    recipe: str | None  # pretraining recipe fingerprint (bert_helu.models.provenance), None if unknown
 
 
 @dataclass

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 from glue_eval.replicates import Member, group_records
 
 # The paper's Table 2 order, then CoLA (the paper leaves it out): (label, task, metric).

@@ -2,14 +2,14 @@
 
 Where either row has several runs (the top level of what was replicated: its pretraining replicates
 if it has several, each the mean over its fine-tuning seeds, else its fine-tuning seeds), Welch's
-t-test on the runs' values (bert_helu.ttest): each run's metric already carries its dev-example
+t-test on the runs' values (bert_helu.analysis.ttest): each run's metric already carries its dev-example
 noise, so the spread of the runs measures seed and example noise together. Redrawing 2-5 runs in a
 bootstrap instead underestimates that spread (docs/significance.md has the simulation). Each average
 convention is tested on the per-run averages, computed as the table computes them.
 
 Where both rows are one run each, a paired bootstrap over dev examples: for each task, one set of
 resamples of its dev examples serves every run of every row (row and baseline are scored on the same
-resampled examples), each task's metric is recomputed per resample (bert_helu.bootstrap), and each
+resampled examples), each task's metric is recomputed per resample (bert_helu.analysis.bootstrap), and each
 average from those per-task values. ``--center median`` keeps the bootstrap for rows of several runs
 too (resampling the runs as well), since the t-test is about means.
 
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bert_helu.bootstrap import Estimate, bootstrap_metrics, center, estimate, observed_metrics
-from bert_helu.errors import UserError
-from bert_helu.metrics import compute_metrics
-from bert_helu.predictions import read_predictions
-from bert_helu.ttest import welch
+from bert_helu.analysis.bootstrap import Estimate, bootstrap_metrics, center, estimate, observed_metrics
+from bert_helu.analysis.ttest import welch
+from bert_helu.glue.metrics import compute_metrics
+from bert_helu.glue.predictions import read_predictions
+from bert_helu.runtime.errors import UserError
 from glue_eval.results import AVERAGES, Row
 
 P_VALUE_DEFINITION = (
@@ -328,7 +328,7 @@ def _check_reproduces(records, values, metric: str, delta: str | None) -> None:
         for reported, recomputed, variant in checks:
             if reported is not None and abs(reported - recomputed) > 1e-5:
                 # the bootstrap's sums are the fast path; the GLUE metric module that computed
-                # results.json (bert_helu.metrics) has the last word, and gives the number shown
+                # results.json (bert_helu.glue.metrics) has the last word, and gives the number shown
                 recomputed = _metric_module_value(record, metric, variant)
                 if abs(reported - recomputed) <= 1e-5:
                     continue

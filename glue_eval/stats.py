@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bert_helu.activations.plugins import add_import_argument, import_modules
 from bert_helu.analysis.ffn_stats import collect_ffn_stats
 from bert_helu.analysis.inputs import describe, load_encoder, load_texts, quiet_transformers
 from bert_helu.analysis.plots import plot_layer_sparsity, plot_preactivation_histograms
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs
-from bert_helu.errors import UserError
-from bert_helu.named_checkpoints import parse_checkpoints
-from bert_helu.paths import display_path
-from bert_helu.plugins import add_import_argument, import_modules
+from bert_helu.runtime.errors import UserError
+from bert_helu.runtime.named_checkpoints import parse_checkpoints
+from bert_helu.runtime.paths import display_path
 
 HELP = "per-layer exact-zero fraction, dead-neuron rate and pre-activation histograms of FFN activations"
 

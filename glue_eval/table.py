@@ -15,7 +15,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 from glue_eval import significance
 from glue_eval.replicates import CENTER_HELP, GROUP_BY_HELP, grouping_notes
 from glue_eval.results import AVERAGES, COLUMNS, Row, load_results, summarise
@@ -94,7 +94,7 @@ def run(args) -> int:
     text = render(rows, args.format, args.average, args.delta, notes=notes, marks=marks)
     print(text, end="")
     if args.output:
-        from bert_helu.atomic import atomic_write_text
+        from bert_helu.runtime.atomic import atomic_write_text
 
         atomic_write_text(args.output, text)
     return 0

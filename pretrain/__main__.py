@@ -7,14 +7,19 @@ import contextlib
 import os
 import sys
 
-from bert_helu.atomic import remove_leftovers
-from bert_helu.config import recipe_yaml
+from bert_helu.activations.plugins import (
+    activations_table,
+    add_import_argument,
+    add_list_argument,
+    import_modules,
+)
 from bert_helu.data import format_summary, prepare_corpus
-from bert_helu.errors import UserError, cli_entry
-from bert_helu.hub import add_push_argument, check_push_access, push_checkpoint
-from bert_helu.locks import RunDirLock
-from bert_helu.plugins import activations_table, add_import_argument, add_list_argument, import_modules
-from bert_helu.recipe import check_recipe, load_recipe
+from bert_helu.models.hub import add_push_argument, check_push_access, push_checkpoint
+from bert_helu.pretraining.recipe import check_recipe, load_recipe
+from bert_helu.runtime.atomic import remove_leftovers
+from bert_helu.runtime.config import recipe_yaml
+from bert_helu.runtime.errors import UserError, cli_entry
+from bert_helu.runtime.locks import RunDirLock
 
 DESCRIPTION = """Pretrain a BERT (masked language modelling) with the activation of your choice under a
 step or wall-clock budget, and get a Hugging Face checkpoint in <output-dir>/final/."""

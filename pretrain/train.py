@@ -14,34 +14,29 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs, set_seed
 
-from bert_helu.agreement import StepValues, StopSignals, on_main
 from bert_helu.data import MLMMasker, prepare_corpus
-from bert_helu.identity import pretrain_identity
-from bert_helu.model_card import pretrained_card
-from bert_helu.modeling import activation_of, save_model
-from bert_helu.precision import resolve_mixed_precision
-from bert_helu.pretraining import (
-    BadStepGuard,
+from bert_helu.models.card import pretrained_card
+from bert_helu.models.encoders import activation_of, save_model
+from bert_helu.models.optimizer import make_optimizer
+from bert_helu.models.sparse_mlm import SparseMLM
+from bert_helu.pretraining.batches import (
     BatchPlan,
     BatchPrefetcher,
-    BudgetClock,
     GlobalBatches,
-    SparseMLM,
     count_masked,
-    evaluate,
-    initial_model,
-    make_optimizer,
     plan_batches,
-    set_lr,
-    train_step,
     validation_batches,
 )
-from bert_helu.run_checkpoints import RunCheckpoints
-from bert_helu.run_log import RunLog
-from bert_helu.run_state import RunState
-from bert_helu.schedules import Schedule
-from bert_helu.telemetry import TelemetryWindows
-from bert_helu.trackers import tracker_names
+from bert_helu.pretraining.checkpoints import RunCheckpoints
+from bert_helu.pretraining.log import RunLog
+from bert_helu.pretraining.schedules import Schedule
+from bert_helu.pretraining.state import RunState
+from bert_helu.pretraining.step import BadStepGuard, BudgetClock, evaluate, initial_model, set_lr, train_step
+from bert_helu.pretraining.telemetry import TelemetryWindows
+from bert_helu.runtime.agreement import StepValues, StopSignals, on_main
+from bert_helu.runtime.identity import pretrain_identity
+from bert_helu.runtime.precision import resolve_mixed_precision
+from bert_helu.runtime.trackers import tracker_names
 
 
 def train(cfg, output_dir: str) -> int:

@@ -27,7 +27,7 @@ import torch
 def bench_ours(checkpoint: Path, task, data, examples: int, seed: int) -> float:
     from accelerate import Accelerator
 
-    from bert_helu.finetuning import TRAIN_DEFAULTS, RunSettings, finetune
+    from bert_helu.finetuning.run import TRAIN_DEFAULTS, RunSettings, finetune
 
     train = {**TRAIN_DEFAULTS, "epochs": 1, "max_train_examples": examples, "max_eval_examples": 16}
     outcome = finetune(checkpoint, task, seed, data, RunSettings(train=train), Accelerator())
@@ -37,7 +37,7 @@ def bench_ours(checkpoint: Path, task, data, examples: int, seed: int) -> float:
 def bench_trainer(checkpoint: Path, task, data, examples: int, seed: int) -> float:
     from transformers import AutoTokenizer, Trainer, TrainingArguments, default_data_collator
 
-    from bert_helu.finetuning import load_for_task, subset
+    from bert_helu.finetuning.run import load_for_task, subset
 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     torch.manual_seed(seed)
@@ -87,9 +87,9 @@ def main() -> None:
     import datasets
     import transformers
 
-    from bert_helu.atomic import atomic_write_json
-    from bert_helu.data.glue import load_task, resolve_tasks
-    from bert_helu.paths import display_path
+    from bert_helu.glue.tasks import load_task, resolve_tasks
+    from bert_helu.runtime.atomic import atomic_write_json
+    from bert_helu.runtime.paths import display_path
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()

@@ -14,7 +14,7 @@ short against masking 288 rows). Three ways of feeding the same steps, in turn:
 - ``prefetched``: the same built in a background thread, ``depth`` steps ahead.
 
 "Waiting" is the time from the end of one step to the start of the next: fetching the batches
-and counting their masked tokens. The page keeps a section per CPU kind (bert_helu.precision).
+and counting their masked tokens. The page keeps a section per CPU kind (bert_helu.runtime.precision).
 """
 
 from __future__ import annotations
@@ -31,18 +31,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's bert_helu
 from bert_helu.analysis.reports import machine, markdown_table, write_per_cpu_kind  # noqa: E402
 from bert_helu.data import MLMMasker, prepare_corpus  # noqa: E402
-from bert_helu.modeling import build_mlm_model, model_config, special_token_ids  # noqa: E402
-from bert_helu.precision import reset_accelerate_state  # noqa: E402
-from bert_helu.pretraining import (  # noqa: E402
-    BatchPrefetcher,
-    GlobalBatches,
-    SparseMLM,
-    count_masked,
-    make_optimizer,
-    plan_batches,
-    train_step,
-)
-from bert_helu.recipe import load_recipe  # noqa: E402
+from bert_helu.models.encoders import build_mlm_model, model_config, special_token_ids  # noqa: E402
+from bert_helu.models.optimizer import make_optimizer
+from bert_helu.models.sparse_mlm import SparseMLM
+from bert_helu.pretraining.batches import BatchPrefetcher, GlobalBatches, count_masked, plan_batches
+from bert_helu.pretraining.recipe import load_recipe  # noqa: E402
+from bert_helu.pretraining.step import train_step
+from bert_helu.runtime.precision import reset_accelerate_state  # noqa: E402
 
 MODES = ("per-row masking, inline", "vectorised masking, inline", "prefetched")
 
@@ -51,7 +46,7 @@ class PerRowBatches(GlobalBatches):
     """The masking as it was: BERT's whole rule applied row by row, each with its generator."""
 
     def _mask(self, ids, step, first_row):
-        from bert_helu.pretraining import _seed_of
+        from bert_helu.pretraining.batches import _seed_of
 
         rows = [
             self.masker(ids[i : i + 1], torch.Generator().manual_seed(_seed_of(self.seed, step, row)))

@@ -32,7 +32,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bert_helu.recipe import ARCHITECTURES  # noqa: E402 - after the path is set
+from bert_helu.pretraining.recipe import ARCHITECTURES  # noqa: E402 - after the path is set
 
 TOKEN_MARKS = (1.0e6, 2.5e6, 5.0e6, 7.3728e6)  # 7.37M = 900 x 64 x 128: 15 min of 4x256 on a bf16 CPU
 SECOND_MARKS = (300, 600, 900)
@@ -74,7 +74,7 @@ def run_arm(args) -> int:
     ]  # fmt: skip
     print(" ".join(command), flush=True)
     # written first, so that an arm stopped midway still reports its curve so far
-    from bert_helu.recipe import load_recipe
+    from bert_helu.pretraining.recipe import load_recipe
 
     overrides_given = command[command.index("--output-dir") + 2 : -1]
     recipe = load_recipe(args.config, [*overrides_given, f"activation={args.activation}"])
@@ -100,7 +100,7 @@ def read_arm(folder: Path) -> dict:
     started also has ``bench_arm.json`` (the command and the recipe), so one stopped midway still
     reports its curve so far.
     """
-    from bert_helu.precision import resolve_mixed_precision
+    from bert_helu.runtime.precision import resolve_mixed_precision
 
     arm_file = folder / "bench_arm.json"
     arm = json.loads(arm_file.read_text()) if arm_file.is_file() else {}
@@ -222,7 +222,7 @@ def speed(args) -> int:
     import statistics
     import tempfile
 
-    from bert_helu.atomic import atomic_write_json
+    from bert_helu.runtime.atomic import atomic_write_json
 
     sizes = [size.split() for size in args.size]
     rates: list[list[float]] = [[] for _ in sizes]

@@ -89,7 +89,7 @@ def main(argv=None) -> int:
 
 
 def run(args, data_cfg: dict, format_summary, prepare_corpus) -> int:
-    from bert_helu.paths import display_path
+    from bert_helu.runtime.paths import display_path
 
     load_before = os.getloadavg()
     cpu_before = cpu_seconds()

@@ -49,20 +49,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's bert_helu, whatever is installed
 
 from bert_helu.analysis.reports import markdown_table  # noqa: E402
-from bert_helu.modeling import (  # noqa: E402
+from bert_helu.models.encoders import (  # noqa: E402
     architecture_of,
     build_mlm_model,
     model_config,
     special_token_ids,
 )
-from bert_helu.precision import (  # noqa: E402
+from bert_helu.pretraining.recipe import check_recipe, load_recipe  # noqa: E402
+from bert_helu.runtime.precision import (  # noqa: E402
     CPU_FLAGS,
     cpu_info,
     cpu_kind,
     reset_accelerate_state,
     resolve_mixed_precision,
 )
-from bert_helu.recipe import check_recipe, load_recipe  # noqa: E402
 
 ACTIVATIONS = ("gelu", "relu", "helu:alpha=0.05")
 TELEMETRY_ACTIVATION = "helu:alpha=0.05"
@@ -199,7 +199,9 @@ class OurLoop:
         from accelerate import Accelerator
 
         from bert_helu.data import MLMMasker
-        from bert_helu.pretraining import GlobalBatches, SparseMLM, make_optimizer, plan_batches
+        from bert_helu.models.optimizer import make_optimizer
+        from bert_helu.models.sparse_mlm import SparseMLM
+        from bert_helu.pretraining.batches import GlobalBatches, plan_batches
 
         torch.manual_seed(recipe.seed)
         self.model = build_mlm_model(config)
@@ -217,10 +219,11 @@ class OurLoop:
         self.masked_per_step: list[int] = []
 
     def run_step(self) -> None:
-        from bert_helu.pretraining import count_masked, train_step
+        from bert_helu.pretraining.batches import count_masked
+        from bert_helu.pretraining.step import train_step
 
         if self.telemetry and self.monitor is None:
-            from bert_helu.telemetry import monitor_model
+            from bert_helu.pretraining.telemetry import monitor_model
 
             self.monitor = monitor_model(self.model, collect_histograms=self.telemetry == "histograms")
         micro_batches = self.batches.step_batches(self.step, self.step * self.batch)

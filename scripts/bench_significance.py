@@ -9,7 +9,7 @@ Timed: every task metric and the three averages of every row against the first, 
 ``glue_eval compare`` computes them (reading predictions, bootstrap, intervals), without printing.
 Prints and writes JSON (default docs/bench_significance.json).
 
-``--calibration``: false-positive rate and power of the test compare uses (bert_helu.ttest's Welch
+``--calibration``: false-positive rate and power of the test compare uses (bert_helu.analysis.ttest's Welch
 test on the replicates' values where a row has several runs, else the paired bootstrap over dev
 examples) and of the two-level bootstrap it replaced (replicates redrawn, then examples), on
 simulated studies: two rows of r pretraining replicates (one fine-tuning seed each), SST-2-sized dev
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bert_helu.data.glue import TASKS
-from bert_helu.metrics import compute_metrics
-from bert_helu.predictions import from_eval, write_predictions
+from bert_helu.glue.metrics import compute_metrics
+from bert_helu.glue.predictions import from_eval, write_predictions
+from bert_helu.glue.tasks import TASKS
 
 DEV_SIZES = {"cola": 1043, "sst2": 872, "mrpc": 408, "stsb": 1500, "qnli": 5463, "rte": 277, "wnli": 71}
 MORE_SIZES = {"mnli": 9815, "mnli_mismatched": 9832, "qqp": 40430}
@@ -83,7 +83,7 @@ def expected_accuracy(seed_sd: float, effect: float, draws: int = 400_000) -> fl
 
 def study_p_values(rng, replicates, seed_sd, effect, resamples):
     """(p of the test compare uses, p of the old two-level bootstrap), and the models' accuracies."""
-    from bert_helu.bootstrap import bootstrap_metrics, center, draw_units, estimate, observed_metrics
+    from bert_helu.analysis.bootstrap import bootstrap_metrics, center, draw_units, estimate, observed_metrics
     from glue_eval.significance import replicate_test
 
     preds, labels = simulate_study(rng, replicates, seed_sd, effect)

@@ -27,11 +27,11 @@ from bert_helu.analysis.inputs import load_encoder, load_texts, quiet_transforme
 from bert_helu.analysis.plots import plot_grouped_bars  # noqa: E402
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs  # noqa: E402
 from bert_helu.analysis.timing import paired_ratio, summarize, time_interleaved  # noqa: E402
-from bert_helu.errors import cli_entry  # noqa: E402
-from bert_helu.modeling import activation_of  # noqa: E402
-from bert_helu.named_checkpoints import parse_checkpoints  # noqa: E402
-from bert_helu.paths import display_options  # noqa: E402
-from bert_helu.sparse_ffn import count_skipped_flops, densify_ffn, sparsify_ffn  # noqa: E402
+from bert_helu.models.encoders import activation_of  # noqa: E402
+from bert_helu.models.sparse_ffn import count_skipped_flops, densify_ffn, sparsify_ffn  # noqa: E402
+from bert_helu.runtime.errors import cli_entry  # noqa: E402
+from bert_helu.runtime.named_checkpoints import parse_checkpoints  # noqa: E402
+from bert_helu.runtime.paths import display_options  # noqa: E402
 
 
 def parse_args(argv):

@@ -42,7 +42,7 @@ from bert_helu.data.fetch import (  # noqa: E402
     write_corpus,
     write_glue,
 )
-from bert_helu.errors import cli_entry  # noqa: E402
+from bert_helu.runtime.errors import cli_entry  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "shared" / "data"
 PARTS = ("glue", "wikipedia", "books")

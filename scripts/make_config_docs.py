@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bert_helu.config_reference import recipes, render, stale, undocumented  # noqa: E402
+from bert_helu.runtime.config_reference import recipes, render, stale, undocumented  # noqa: E402
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 

@@ -12,7 +12,7 @@ import argparse
 import torch
 from transformers import AutoTokenizer
 
-from bert_helu.modeling import bert_config, build_mlm_model, save_model
+from bert_helu.models.encoders import bert_config, build_mlm_model, save_model
 
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
             max_position_embeddings=512)  # fmt: skip

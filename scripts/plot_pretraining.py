@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's bert_helu
-from bert_helu.provenance import pretraining_provenance  # noqa: E402
+from bert_helu.models.provenance import pretraining_provenance  # noqa: E402
 
 PANELS = {
     "val/loss": "validation MLM loss",

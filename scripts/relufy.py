@@ -29,9 +29,9 @@ sys.path.insert(0, str(REPO))
 from bert_helu.analysis.ffn_stats import collect_ffn_stats  # noqa: E402
 from bert_helu.analysis.inputs import load_encoder, load_texts, quiet_transformers  # noqa: E402
 from bert_helu.analysis.reports import machine, markdown_table, write_outputs  # noqa: E402
-from bert_helu.errors import UserError, cli_entry  # noqa: E402
-from bert_helu.modeling import save_model, set_activation  # noqa: E402
-from bert_helu.paths import display_path  # noqa: E402
+from bert_helu.models.encoders import save_model, set_activation  # noqa: E402
+from bert_helu.runtime.errors import UserError, cli_entry  # noqa: E402
+from bert_helu.runtime.paths import display_path  # noqa: E402
 
 
 def parse_args(argv):

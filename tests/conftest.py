@@ -127,7 +127,7 @@ def fresh_accelerate_state():
     """accelerate's process-wide state (its precision above all) does not leak from one test into the
     next: a test that ran bf16 would make the next test's fp32 Accelerator fail."""
     yield
-    from bert_helu.precision import reset_accelerate_state
+    from bert_helu.runtime.precision import reset_accelerate_state
 
     reset_accelerate_state()
 

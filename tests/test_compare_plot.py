@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bert_helu.analysis import plots
-from bert_helu.metrics import compute_metrics
-from bert_helu.predictions import from_eval, write_predictions
+from bert_helu.glue.metrics import compute_metrics
+from bert_helu.glue.predictions import from_eval, write_predictions
 from glue_eval import significance
 from glue_eval.__main__ import main
 from glue_eval.compare import columns_of

@@ -1,7 +1,7 @@
 import pytest
 
-from bert_helu.config import load_config
-from bert_helu.errors import UserError
+from bert_helu.runtime.config import load_config
+from bert_helu.runtime.errors import UserError
 
 DEFAULTS = {"seed": 42, "train": {"lr": 1.0e-4, "steps": 10, "amp": True, "betas": [0.9, 0.98], "name": "x"}}
 

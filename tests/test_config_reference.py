@@ -6,11 +6,11 @@ import sys
 import yaml
 from conftest import REPO
 
-from bert_helu.config import load_config
-from bert_helu.config_reference import Recipe, leaf_keys, recipes, render, stale, undocumented
 from bert_helu.data import sources
-from bert_helu.finetune_recipe import DEFAULTS, TASK_KEYS
-from bert_helu.recipe import PRETRAIN_DEFAULTS
+from bert_helu.finetuning.recipe import DEFAULTS, TASK_KEYS
+from bert_helu.pretraining.recipe import PRETRAIN_DEFAULTS
+from bert_helu.runtime.config import load_config
+from bert_helu.runtime.config_reference import Recipe, leaf_keys, recipes, render, stale, undocumented
 
 
 def test_every_recipe_key_has_a_description_and_no_description_is_stale():

@@ -12,7 +12,7 @@ from transformers import ModernBertForMaskedLM
 
 from bert_helu import load_model, save_model
 from bert_helu.activations import HeLU
-from bert_helu.modeling import (
+from bert_helu.models.encoders import (
     activation_of,
     build_classifier,
     build_mlm_model,
@@ -20,9 +20,10 @@ from bert_helu.modeling import (
     ffn_blocks,
     model_config,
 )
-from bert_helu.pretraining import SparseMLM, make_optimizer
-from bert_helu.sparse_ffn import RowSkippingLinear, densify_ffn, sparsify_ffn
-from bert_helu.telemetry import FFNMonitor
+from bert_helu.models.optimizer import make_optimizer
+from bert_helu.models.sparse_ffn import RowSkippingLinear, densify_ffn, sparsify_ffn
+from bert_helu.models.sparse_mlm import SparseMLM
+from bert_helu.pretraining.telemetry import FFNMonitor
 
 TINY_MODERN = {**TINY_BERT, "architecture": "modernbert"}
 SPECIAL = {"pad_token_id": 0, "cls_token_id": 2, "sep_token_id": 3}

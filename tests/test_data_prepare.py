@@ -14,7 +14,7 @@ import pytest
 
 from bert_helu.data import SAMPLE_CORPUS_DIR, format_summary, prepare_corpus
 from bert_helu.data import prepare as prepare_module
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 
 WIKI = SAMPLE_CORPUS_DIR / "wikipedia" / "enwiki_extract_part00_first3000.txt.gz"
 ALICE = SAMPLE_CORPUS_DIR / "books" / "pg11.txt"

@@ -20,7 +20,7 @@ from bert_helu.data.sources import (
     read_text,
     read_wikiextractor,
 )
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 
 WIKI_SAMPLE = SAMPLE_CORPUS_DIR / "wikipedia" / "enwiki_extract_part00_first3000.txt.gz"
 ALICE = SAMPLE_CORPUS_DIR / "books" / "pg11.txt"  # CRLF line endings, as in the shared corpus

@@ -14,13 +14,13 @@ import torch
 from conftest import FIXTURES, REPO, TINY_BERT
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-import bert_helu.finetuning as finetuning
+import bert_helu.finetuning.run as finetuning
 from bert_helu.activations import HeLU
-from bert_helu.data.glue import TASKS, read_tsv
-from bert_helu.finetune_batch import BatchReport
-from bert_helu.metrics import compute_metrics
-from bert_helu.modeling import bert_config, build_mlm_model, load_model, save_model
-from bert_helu.predictions import read_predictions
+from bert_helu.finetuning.batch import BatchReport
+from bert_helu.glue.metrics import compute_metrics
+from bert_helu.glue.predictions import read_predictions
+from bert_helu.glue.tasks import TASKS, read_tsv
+from bert_helu.models.encoders import bert_config, build_mlm_model, load_model, save_model
 from finetune.__main__ import main
 
 SAMPLE = REPO / "bert_helu" / "sample_data" / "glue_data"
@@ -108,7 +108,7 @@ def test_rerun_skips_finished_runs_and_redoes_only_missing(batch, monkeypatch):
     calls = []
     real = finetuning.finetune
     monkeypatch.setattr(
-        "bert_helu.finetune_batch.finetune", lambda *a, **k: calls.append(a[:3]) or real(*a, **k)
+        "bert_helu.finetuning.batch.finetune", lambda *a, **k: calls.append(a[:3]) or real(*a, **k)
     )
     checkpoints = [root / "runs" / "helu" / "final", root / "runs" / "gelu" / "final"]
     code = finetune("--checkpoints", *checkpoints, "--tasks", "mrpc,stsb", "--seeds", 1, 2,

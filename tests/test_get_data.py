@@ -22,9 +22,9 @@ from bert_helu.data.fetch import (
     write_corpus,
     write_glue,
 )
-from bert_helu.data.glue import TASKS, load_task
-from bert_helu.data.glue_test import SUBMISSION_FILES, read_test_tsv
 from bert_helu.data.sources import read_text, read_wikiextractor
+from bert_helu.glue.tasks import TASKS, load_task
+from bert_helu.glue.test_sets import SUBMISSION_FILES, read_test_tsv
 
 PAIRS = [("A man is playing a guitar.", "Someone plays music."), ("Tabs\tand\nnewlines vanish.", "Yes.")]
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import FIXTURES, REPO
 
 from bert_helu import UserError
-from bert_helu.data.glue import TASKS, load_task, read_tsv, resolve_tasks, task_available
+from bert_helu.glue.tasks import TASKS, load_task, read_tsv, resolve_tasks, task_available
 
 SAMPLE = REPO / "bert_helu" / "sample_data" / "glue_data"
 FORMAT = FIXTURES / "glue_format"
@@ -105,7 +105,7 @@ def test_empty_file_is_refused(tmp_path, text):
 
 def test_hub_offline_fails_fast_telling_to_use_glue_dir(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    code = "from bert_helu.data.glue import TASKS, load_task; load_task(TASKS['rte'], None)"
+    code = "from bert_helu.glue.tasks import TASKS, load_task; load_task(TASKS['rte'], None)"
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
     assert time.monotonic() - start < 60

@@ -10,9 +10,9 @@ from conftest import FIXTURES
 from test_finetune import FAST, SAMPLE, finetune, tiny_checkpoint
 
 from bert_helu import UserError
-from bert_helu.data.glue import TASKS
-from bert_helu.data.glue_test import SUBMISSION_FILES, prediction_lines, read_predictions, read_test_tsv
-from bert_helu.glue_submission import PREDICTIONS_DIR, write_submission
+from bert_helu.glue.submission import PREDICTIONS_DIR, write_submission
+from bert_helu.glue.tasks import TASKS
+from bert_helu.glue.test_sets import SUBMISSION_FILES, prediction_lines, read_predictions, read_test_tsv
 
 FORMAT = FIXTURES / "glue_format"
 SERVER_FILES = {"CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "MNLI-m.tsv", "MNLI-mm.tsv", "QNLI.tsv",

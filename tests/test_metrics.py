@@ -8,10 +8,10 @@ from conftest import REPO
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from bert_helu.data.glue import TASKS
-from bert_helu.errors import first_line
-from bert_helu.metrics import GLUE_METRIC_PATH, compute_metrics, glue_metric, task_metrics
-from bert_helu.predictions import read_predictions
+from bert_helu.glue.metrics import GLUE_METRIC_PATH, compute_metrics, glue_metric, task_metrics
+from bert_helu.glue.predictions import read_predictions
+from bert_helu.glue.tasks import TASKS
+from bert_helu.runtime.errors import first_line
 
 
 def test_classification_metrics_match_hand_computed_values():
@@ -43,7 +43,7 @@ def test_mismatched_lengths_are_refused():
         compute_metrics(["accuracy"], [1, 0], [1])
 
 
-# ---------------------------------------------------------------- the evaluate module (bert_helu/glue_metric)
+# ----------------------------------------------------------- the evaluate module (bert_helu/glue/glue_metric)
 
 GLUE_CONFIGS = ["cola", "sst2", "mrpc", "stsb", "rte", "wnli", "qnli", "qqp", "mnli", "mnli_matched",
                 "mnli_mismatched", "ax"]  # fmt: skip

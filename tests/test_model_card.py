@@ -12,7 +12,7 @@ from huggingface_hub import ModelCard
 from test_finetune import FAST, SAMPLE, finetune
 from test_pretrain import run as pretrain
 
-from bert_helu.modeling import load_model
+from bert_helu.models.encoders import load_model
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 

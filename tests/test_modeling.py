@@ -8,7 +8,7 @@ from conftest import TINY_BERT
 
 from bert_helu import UserError, load_model, save_model
 from bert_helu.activations import HeLU
-from bert_helu.modeling import activation_of, bert_config, build_classifier, build_mlm_model
+from bert_helu.models.encoders import activation_of, bert_config, build_classifier, build_mlm_model
 
 STOCK_LOAD = """
 import sys, json, torch, transformers

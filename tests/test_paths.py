@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import REPO, TINY_BERT
 
-from bert_helu.paths import display_options, display_path
+from bert_helu.runtime.paths import display_options, display_path
 
 # an absolute path of the kinds a machine leaks: a home, a clone, a temp dir, an environment
 ABSOLUTE = re.compile(r"(?<![\w.])/(?:home|root|work|tmp|Users|usr|opt|var)/|site-packages/")
@@ -47,7 +47,7 @@ def test_the_stats_page_and_json_carry_no_absolute_path(tmp_path, monkeypatch):
     from transformers import AutoTokenizer
 
     from bert_helu import save_model
-    from bert_helu.modeling import bert_config, build_mlm_model
+    from bert_helu.models.encoders import bert_config, build_mlm_model
     from glue_eval.__main__ import main
 
     monkeypatch.chdir(tmp_path)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_significance import GOLD, glue_eval, write_result
 
+from bert_helu.analysis.bootstrap import bootstrap_metrics, observed_metrics
 from bert_helu.analysis.power import Components, estimate_components, example_variance, plan, power
-from bert_helu.bootstrap import bootstrap_metrics, observed_metrics
 from glue_eval.significance import replicate_test
 
 N = 872  # SST-2's dev set

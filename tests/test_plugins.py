@@ -15,10 +15,11 @@ from test_finetune import SAMPLE, finetune
 from test_pretrain import run as pretrain
 from torch import nn
 
-import bert_helu.activations as activations
+import bert_helu.activations.registry as activations
 from bert_helu import UserError, build_activation, list_activations, load_model, register_activation
-from bert_helu.activations import parameters, parse_spec
-from bert_helu.plugins import import_module
+from bert_helu.activations import parse_spec
+from bert_helu.activations.plugins import import_module
+from bert_helu.activations.registry import parameters
 
 
 @register_activation("test_typed")

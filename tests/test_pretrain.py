@@ -13,15 +13,11 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bert_helu.data.masking import MLMMasker
-from bert_helu.modeling import activation_of, bert_config, build_mlm_model, load_model, save_model
-from bert_helu.pretraining import (
-    GlobalBatches,
-    MicroBatch,
-    SparseMLM,
-    make_optimizer,
-    plan_batches,
-    train_step,
-)
+from bert_helu.models.encoders import activation_of, bert_config, build_mlm_model, load_model, save_model
+from bert_helu.models.optimizer import make_optimizer
+from bert_helu.models.sparse_mlm import SparseMLM
+from bert_helu.pretraining.batches import GlobalBatches, MicroBatch, plan_batches
+from bert_helu.pretraining.step import train_step
 
 
 def run(*argv):
@@ -178,7 +174,7 @@ def test_non_finite_steps_are_skipped_then_abort(recipe, tmp_path, capsys, monke
 
 def test_init_from_checkpoint_swaps_activation_and_uses_its_tokenizer(recipe, tmp_path, corpus_cache):
     from bert_helu.data import prepare_corpus
-    from bert_helu.recipe import PRETRAIN_DEFAULTS  # noqa: F401 - the recipe keys are importable
+    from bert_helu.pretraining.recipe import PRETRAIN_DEFAULTS  # noqa: F401 - the recipe keys are importable
 
     corpus = prepare_corpus(yaml.safe_load(recipe.read_text())["data"])
     source = build_mlm_model(bert_config(TINY_BERT, "gelu", vocab_size=len(corpus.tokenizer)))

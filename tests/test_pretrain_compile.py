@@ -11,9 +11,10 @@ import pytest
 import torch
 from conftest import TINY_BERT
 
-from bert_helu.modeling import model_config
-from bert_helu.pretraining import MicroBatch, SparseMLM
-from bert_helu.recipe import ARCHITECTURES
+from bert_helu.models.encoders import model_config
+from bert_helu.models.sparse_mlm import SparseMLM
+from bert_helu.pretraining.batches import MicroBatch
+from bert_helu.pretraining.recipe import ARCHITECTURES
 
 
 def run(*argv):
@@ -24,7 +25,7 @@ def run(*argv):
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_helu_compiles_without_graph_breaks(architecture):
-    from bert_helu.modeling import build_mlm_model
+    from bert_helu.models.encoders import build_mlm_model
 
     torch._dynamo.reset()
     special = {"pad_token_id": 0, "cls_token_id": 1, "sep_token_id": 2, "mask_token_id": 3}

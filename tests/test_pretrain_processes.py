@@ -209,7 +209,7 @@ def test_a_corpus_build_longer_than_the_collective_timeout_does_not_abort_the_ru
     import yaml
 
     from bert_helu.data import prepare_corpus
-    from bert_helu.locks import FileLock
+    from bert_helu.runtime.locks import FileLock
 
     recipe = write_recipe(tmp_path / "recipe.yaml", tmp_path / "cache", telemetry={"enabled": False})
     data = yaml.safe_load(recipe.read_text())["data"]

@@ -14,10 +14,10 @@ import pytest
 from conftest import REPO, write_recipe
 from test_pretrain import run, weights
 
-from bert_helu.config import load_config
-from bert_helu.errors import UserError
-from bert_helu.pretraining import plan_batches
-from bert_helu.recipe import PRETRAIN_DEFAULTS
+from bert_helu.pretraining.batches import plan_batches
+from bert_helu.pretraining.recipe import PRETRAIN_DEFAULTS
+from bert_helu.runtime.config import load_config
+from bert_helu.runtime.errors import UserError
 
 FAST = ["train.max_steps=2", "telemetry.enabled=false"]
 
@@ -144,7 +144,7 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(recipe, tm
 
 HOLD_LOCK = """
 import sys, time
-from bert_helu.locks import RunDirLock
+from bert_helu.runtime.locks import RunDirLock
 lock = RunDirLock(sys.argv[1])
 lock.acquire()
 print("holding", flush=True)
@@ -263,7 +263,7 @@ def test_unwritable_output_or_cache_dir_is_refused_before_training(recipe, tmp_p
 def test_full_output_or_cache_dir_is_refused_before_training(recipe, tmp_path, capsys, monkeypatch, which):
     import shutil
 
-    import bert_helu.storage as storage
+    import bert_helu.runtime.storage as storage
 
     full = tmp_path / "full"
     real = shutil.disk_usage
@@ -361,9 +361,12 @@ def test_fp16_overflow_skips_are_counted_and_k_in_a_row_abort():
     from accelerate import Accelerator
     from conftest import TINY_BERT
 
-    from bert_helu.modeling import bert_config, build_mlm_model
-    from bert_helu.pretraining import BadStepGuard, MicroBatch, SparseMLM, make_optimizer, train_step
-    from bert_helu.run_state import RunState
+    from bert_helu.models.encoders import bert_config, build_mlm_model
+    from bert_helu.models.optimizer import make_optimizer
+    from bert_helu.models.sparse_mlm import SparseMLM
+    from bert_helu.pretraining.batches import MicroBatch
+    from bert_helu.pretraining.state import RunState
+    from bert_helu.pretraining.step import BadStepGuard, train_step
 
     torch.manual_seed(0)
     model = build_mlm_model(bert_config(TINY_BERT, "relu", vocab_size=60))

@@ -1,8 +1,8 @@
 import copy
 import json
 
-from bert_helu.provenance import pretraining_provenance, recipe_fingerprint
-from bert_helu.recipe import PRETRAIN_DEFAULTS
+from bert_helu.models.provenance import pretraining_provenance, recipe_fingerprint
+from bert_helu.pretraining.recipe import PRETRAIN_DEFAULTS
 
 
 def config(**changes):

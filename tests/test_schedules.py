@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from bert_helu.errors import UserError
-from bert_helu.recipe import PRETRAIN_DEFAULTS
-from bert_helu.schedules import SCHEDULES, Schedule
+from bert_helu.pretraining.recipe import PRETRAIN_DEFAULTS
+from bert_helu.pretraining.schedules import SCHEDULES, Schedule
+from bert_helu.runtime.errors import UserError
 
 RECIPE_KEYS = {"name": "scheduler", "warmup": "warmup_fraction", "min_ratio": "min_lr_ratio"}
 RECIPE_KEYS["progress"] = "schedule_progress"

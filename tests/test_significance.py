@@ -9,8 +9,8 @@ import pytest
 from conftest import REPO
 from scipy import stats
 
-from bert_helu.metrics import compute_metrics
-from bert_helu.predictions import from_eval, write_predictions
+from bert_helu.glue.metrics import compute_metrics
+from bert_helu.glue.predictions import from_eval, write_predictions
 from glue_eval.__main__ import main
 
 SAMPLE = REPO / "bert_helu" / "sample_data" / "glue_data"
@@ -281,7 +281,7 @@ def test_replicated_rows_are_calibrated_when_the_seed_effect_is_large():
     per-example correctness drawn with a shared example difficulty and a per-model random effect (SD
     of accuracy across seeds about 3.8 points). Redrawing the replicates in a bootstrap rejected
     14-16% of such studies at 2-3 replicates; compare's test must stay near its nominal 5%."""
-    from bert_helu.bootstrap import observed_metrics
+    from bert_helu.analysis.bootstrap import observed_metrics
     from glue_eval.significance import replicate_test
 
     sim, n, rejected, spreads = np.random.default_rng(2026), 872, 0, []

@@ -4,8 +4,8 @@ from conftest import TINY_BERT
 from torch import nn
 
 from bert_helu import UserError
-from bert_helu.modeling import bert_config, build_classifier, build_mlm_model
-from bert_helu.sparse_ffn import RowSkippingLinear, count_skipped_flops, densify_ffn, sparsify_ffn
+from bert_helu.models.encoders import bert_config, build_classifier, build_mlm_model
+from bert_helu.models.sparse_ffn import RowSkippingLinear, count_skipped_flops, densify_ffn, sparsify_ffn
 
 RTOL = ATOL = 1e-5  # the tolerance the module docstring promises
 

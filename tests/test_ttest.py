@@ -1,10 +1,10 @@
-"""The replicate-level test (bert_helu.ttest) against scipy, and its power against simulation."""
+"""The replicate-level test (bert_helu.analysis.ttest) against scipy, and its power against simulation."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from bert_helu.ttest import detectable_difference, replicates_needed, welch, welch_power
+from bert_helu.analysis.ttest import detectable_difference, replicates_needed, welch, welch_power
 
 
 def test_welch_is_scipys_welch_test_with_its_t_interval():

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bert_helu.analysis.inputs import usable_length
-from bert_helu.telemetry import FFNMonitor
+from bert_helu.pretraining.telemetry import FFNMonitor
 
 
 def batches(texts: list[tuple[str, str | None]], tokenizer, batch_size: int, max_length: int):

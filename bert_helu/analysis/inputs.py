@@ -8,14 +8,14 @@ from pathlib import Path
 
 from torch import nn
 
-from bert_helu.errors import UserError, first_line
-from bert_helu.modeling import (
+from bert_helu.models.encoders import (
     SPEC_KEY,
     activation_of,
     ffn_activation_sites,
     load_model_config,
     set_activation,
 )
+from bert_helu.runtime.errors import UserError, first_line
 
 
 def quiet_transformers() -> None:
@@ -92,7 +92,7 @@ def load_texts(
 def glue_dev_texts(task_name: str, glue_dir: str | Path | None) -> list[tuple[str, str | None]]:
     if glue_dir is None:
         raise UserError(f"{task_name!r} is neither a file nor a folder; for a GLUE task give --glue-dir")
-    from bert_helu.data.glue import read_tsv, resolve_tasks  # imports datasets: only when GLUE is read
+    from bert_helu.glue.tasks import read_tsv, resolve_tasks  # imports datasets: only when GLUE is read
 
     task = resolve_tasks(task_name)[0]
     _, dev_file, _ = task.eval_splits[0]

@@ -6,7 +6,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from bert_helu.atomic import atomic_write_bytes
+from bert_helu.runtime.atomic import atomic_write_bytes
 
 
 def _pyplot():

@@ -1,5 +1,5 @@
 """How many seeds a comparison needs: variance components from a pilot, and the power of the test
-``glue_eval compare`` runs on rows of several pretraining replicates (bert_helu.ttest.welch).
+``glue_eval compare`` runs on rows of several pretraining replicates (bert_helu.analysis.ttest.welch).
 
 A replicate's value (the mean over its fine-tuning seeds, on a fixed dev set) is modelled as
 
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from bert_helu.ttest import detectable_difference, replicates_needed, welch_power
+from bert_helu.analysis.ttest import detectable_difference, replicates_needed, welch_power
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from bert_helu.atomic import atomic_write_json, atomic_write_text
-from bert_helu.precision import cpu_info, cpu_kind
+from bert_helu.runtime.atomic import atomic_write_json, atomic_write_text
+from bert_helu.runtime.precision import cpu_info, cpu_kind
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
@@ -44,7 +44,7 @@ def write_outputs(out_dir: Path, name: str, data: dict, markdown: str) -> dict[s
     }
 
 
-# A CPU benchmark's numbers belong to the kind of CPU they were measured on (bert_helu.precision):
+# A CPU benchmark's numbers belong to the kind of CPU they were measured on (bert_helu.runtime.precision):
 # with native bf16 the matmuls are ~2x faster and the host-side share of a step doubles. One page
 # keeps a section per kind, so a run on one kind never overwrites the other's.
 CPU_KIND_TITLES = {

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from bert_helu.errors import UserError
-from bert_helu.quantization import quantize_int8
+from bert_helu.models.int8 import quantize_int8
+from bert_helu.runtime.errors import UserError
 
 CPU_PRECISIONS = ("fp32", "bf16", "qint8")
 

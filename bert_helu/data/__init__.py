@@ -1,5 +1,5 @@
 """Pretraining data: sources -> cleaning/dedup -> WordPiece tokenizer -> packed, cached sequences,
-and MLM masking for the loop. ``bert_helu.data.glue`` (GLUE tasks) lives beside it.
+and MLM masking for the loop. ``bert_helu.glue.tasks`` (GLUE tasks) lives beside it.
 
     corpus = prepare_corpus(cfg.data)          # cfg.data defaults: DATA_DEFAULTS
     print(format_summary(corpus.summary))

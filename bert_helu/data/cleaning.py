@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 
 KEPT, EMPTY, TOO_SHORT, DUPLICATE = "kept", "empty", "too_short", "duplicate"
 _FORMS = ("NFC", "NFKC", "NFD", "NFKD")

@@ -1,7 +1,7 @@
 """The ``data:`` section of the pretraining recipe: every key's default (``DATA_DEFAULTS``) and
 meaning (``DATA_KEY_HELP``, the text of docs/config.md; a test fails when a key has none).
 
-``bert_helu.config.load_config`` refuses unknown keys and values of the wrong type, so each key
+``bert_helu.runtime.config.load_config`` refuses unknown keys and values of the wrong type, so each key
 here has a default of the type it expects (``None`` accepts anything; a list accepts any list).
 Each source in ``sources`` is a free-form mapping, checked by ``bert_helu.data.sources.parse_sources``
 (its keys are described in ``bert_helu.data.sources.SOURCE_KEY_HELP``).
@@ -9,7 +9,7 @@ Each source in ``sources`` is a free-form mapping, checked by ``bert_helu.data.s
 
 from __future__ import annotations
 
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 
 DATA_DEFAULTS: dict = {
     "sources": [

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from bert_helu.data.cleaning import KEPT, CleaningOptions, clean_document, text_hash
 from bert_helu.data.sources import Source, read_file
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 
 STATUS_CODES = {KEPT: 0, "empty": 1, "too_short": 2}
 # A worker reports a bad file as a row with this status (text = the message) rather than raising:

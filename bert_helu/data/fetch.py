@@ -25,11 +25,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bert_helu.atomic import atomic_write_json
-from bert_helu.data.glue import HUB_DATASET, TASKS, GlueTask
-from bert_helu.data.glue_test import SUBMISSION_FILES
-from bert_helu.errors import UserError, first_line
-from bert_helu.hashing import sha256_file
+from bert_helu.glue.tasks import HUB_DATASET, TASKS, GlueTask
+from bert_helu.glue.test_sets import SUBMISSION_FILES
+from bert_helu.runtime.atomic import atomic_write_json
+from bert_helu.runtime.errors import UserError, first_line
+from bert_helu.runtime.hashing import sha256_file
 
 WIKIPEDIA = "wikimedia/wikipedia"
 BOOKCORPUS = "bookcorpus/bookcorpus"

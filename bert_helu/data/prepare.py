@@ -13,7 +13,7 @@ The story, in order (each step counted in the summary):
    only once complete (and fsynced), so an interrupted run never leaves a cache that looks finished.
 
 A later call with the same fingerprint loads that directory (memory-mapped) in about a second.
-One process builds a given corpus at a time (a lock, bert_helu.locks): a second one waits for it,
+One process builds a given corpus at a time (a lock, bert_helu.runtime.locks): a second one waits for it,
 then loads what it built. The cache directory is checked for room before a build starts.
 """
 
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bert_helu.atomic import atomic_dir, atomic_write_json, remove_leftovers
 from bert_helu.data.cleaning import CleaningOptions, is_validation, repeats
 from bert_helu.data.corpus import PreparedCorpus, check_sources_readable, fingerprint_of
 from bert_helu.data.defaults import data_config
@@ -42,9 +41,10 @@ from bert_helu.data.documents import (
 )
 from bert_helu.data.sources import Source, file_digest, load_hub_source, parse_sources
 from bert_helu.data.tokenizer import load_tokenizer, text_batches, tokenizer_digest, train_wordpiece
-from bert_helu.errors import UserError
-from bert_helu.locks import FileLock
-from bert_helu.storage import check_free_space, check_writable
+from bert_helu.runtime.atomic import atomic_dir, atomic_write_json, remove_leftovers
+from bert_helu.runtime.errors import UserError
+from bert_helu.runtime.locks import FileLock
+from bert_helu.runtime.storage import check_free_space, check_writable
 
 SUMMARY_FILE = "summary.json"
 MB = 1e6

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bert_helu import hashing
-from bert_helu.errors import UserError, first_line
+from bert_helu.runtime import hashing
+from bert_helu.runtime.errors import UserError, first_line
 
 LOCAL_TYPES = ("text", "wikiextractor", "jsonl", "parquet")
 SOURCE_TYPES = (*LOCAL_TYPES, "hub")

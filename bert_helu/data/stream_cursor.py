@@ -13,7 +13,7 @@ without such a state is read again from the start of its pass, row by row.
 
 from __future__ import annotations
 
-from bert_helu.errors import UserError
+from bert_helu.runtime.errors import UserError
 
 # Reads whose start and end states are kept for ``state_at``: more than the steps built ahead of the
 # one being checkpointed.

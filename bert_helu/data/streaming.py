@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bert_helu.atomic import atomic_dir
 from bert_helu.data.cleaning import CleaningOptions, is_validation, repeats
 from bert_helu.data.corpus import PreparedCorpus, fingerprint_of
 from bert_helu.data.documents import STATUS_CODES, read_tasks, task_documents
 from bert_helu.data.sources import Source, load_hub_source
 from bert_helu.data.tokenizer import load_tokenizer, tokenizer_digest, train_wordpiece
+from bert_helu.runtime.atomic import atomic_dir
 
 DEFAULT_TOKENIZER_TRAIN_MB = 256
 

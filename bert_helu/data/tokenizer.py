@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from bert_helu.errors import UserError, first_line
-from bert_helu.hashing import named_files_digest
+from bert_helu.runtime.errors import UserError, first_line
+from bert_helu.runtime.hashing import named_files_digest
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")

@@ -1,0 +1,80 @@
+"""Where a checkpoint came from: its pretraining seed and recipe, for grouping replicates.
+
+Checkpoints pretrained with the same recipe and activation but different seeds are replicates of one
+experiment; ``glue_eval`` puts them in one row. A run's ``summary.json`` (beside ``final/``) holds its
+whole recipe; the fingerprint hashes it without the seed, the activation (a row key of its own) and the
+settings that only change how a run is operated, not what it learns.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+from bert_helu.runtime.paths import display_path
+
+# Recipe keys that leave the trained model unchanged: logging, telemetry, checkpointing, evaluation
+# cadence, threads and cache paths.
+OPERATIONAL_KEYS = (
+    "seed",
+    "activation",
+    "logging",
+    "telemetry",
+    "train.cpu_threads",
+    "train.collective_timeout_minutes",
+    "train.checkpoint_every_steps",
+    "train.checkpoint_every_minutes",
+    "train.keep_checkpoints",
+    "train.log_every_steps",
+    "train.eval_every_steps",
+    "train.eval_batches",
+    "data.num_proc",
+    "data.cache_dir",
+)
+
+UNKNOWN = {"seed": None, "recipe": None, "summary": None}
+
+
+def recipe_fingerprint(config: dict) -> str:
+    """12 hex digits identifying a pretraining recipe, the same for every seed and activation."""
+    recipe = copy.deepcopy(config)
+    for dotted in OPERATIONAL_KEYS:
+        *parents, last = dotted.split(".")
+        node = recipe
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    text = json.dumps(recipe, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def summary_path(checkpoint: str | Path) -> Path | None:
+    """``runs/<name>/summary.json`` for ``runs/<name>/final`` (or a summary inside the checkpoint)."""
+    checkpoint = Path(checkpoint)
+    for candidate in (checkpoint.parent / "summary.json", checkpoint / "summary.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def pretraining_provenance(checkpoint: str | Path, activation: str | None = None) -> dict:
+    """``{"seed", "recipe", "summary"}`` of a checkpoint of ours; all None for a stock one (MiniLM, ...).
+
+    With ``activation``, a summary of another activation is not this checkpoint's (a stock checkpoint
+    copied into someone's run dir, say) and is ignored.
+    """
+    path = summary_path(checkpoint)
+    if path is None:
+        return dict(UNKNOWN)
+    try:
+        summary = json.loads(path.read_text())
+        config = summary["config"]
+        seed = config["seed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return dict(UNKNOWN)  # not a pretraining summary of ours
+    if activation is not None and summary.get("activation", config.get("activation")) != activation:
+        return dict(UNKNOWN)
+    return {"seed": seed, "recipe": recipe_fingerprint(config), "summary": display_path(path)}
