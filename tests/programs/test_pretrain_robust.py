@@ -12,7 +12,7 @@ import time
 
 import pytest
 from conftest import REPO, write_recipe
-from test_pretrain import run, weights
+from helpers.programs import run, weights
 
 from bert_helu.pretraining.batches import plan_batches
 from bert_helu.pretraining.recipe import PRETRAIN_DEFAULTS
@@ -313,7 +313,7 @@ def test_a_second_corpus_builder_waits_then_reuses_the_cache(tmp_path, monkeypat
     """Two builders of one corpus (threads here: the lock is per open file, as between processes)."""
     import threading
 
-    from test_data_prepare import small_config
+    from helpers.corpus import small_config
 
     import bert_helu.data.prepare as prepare
 

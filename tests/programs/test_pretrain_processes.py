@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import CHILD_ENV as ENV
 from conftest import REPO, TORCHRUN, write_recipe
-from test_pretrain import run, weights
+from helpers.programs import run, weights
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 from conftest import FIXTURES
-from test_finetune import FAST, SAMPLE, finetune, tiny_checkpoint
+from helpers.programs import FAST, SAMPLE, finetune, tiny_checkpoint
 
 from bert_helu import UserError
 from bert_helu.glue.submission import PREDICTIONS_DIR, write_submission

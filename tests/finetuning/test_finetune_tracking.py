@@ -5,7 +5,7 @@ import json
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_finetune import FAST, SAMPLE, finetune, tiny_checkpoint
+from helpers.programs import FAST, SAMPLE, finetune, tiny_checkpoint
 
 
 def test_each_run_logs_loss_lr_and_dev_metrics_to_tensorboard(tmp_path, minilm_tokenizer):

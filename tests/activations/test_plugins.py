@@ -10,9 +10,9 @@ import textwrap
 import pytest
 import torch
 from conftest import REPO, write_recipe
-from test_finetune import FAST as FINETUNE_FAST
-from test_finetune import SAMPLE, finetune
-from test_pretrain import run as pretrain
+from helpers.programs import FAST as FINETUNE_FAST
+from helpers.programs import SAMPLE, finetune
+from helpers.programs import run as pretrain
 from torch import nn
 
 import bert_helu.activations.registry as activations

@@ -3,6 +3,7 @@ dedup, weights, streaming, and every bad input leaving nothing half-written behi
 
 from __future__ import annotations
 
+from helpers.corpus import WIKI, ALICE, GATSBY, small_config
 import gzip
 import itertools
 import json
@@ -16,24 +17,8 @@ from bert_helu.data import SAMPLE_CORPUS_DIR, format_summary, prepare_corpus
 from bert_helu.data import prepare as prepare_module
 from bert_helu.runtime.errors import UserError
 
-WIKI = SAMPLE_CORPUS_DIR / "wikipedia" / "enwiki_extract_part00_first3000.txt.gz"
-ALICE = SAMPLE_CORPUS_DIR / "books" / "pg11.txt"
-GATSBY = SAMPLE_CORPUS_DIR / "books" / "pg64317.txt.gz"
 
 
-def small_config(cache_dir, **extra) -> dict:
-    return {
-        "sources": [
-            {"type": "wikiextractor", "path": str(WIKI), "max_docs": 150},
-            {"type": "text", "path": str(ALICE)},
-        ],
-        "vocab_size": 1000,
-        "seq_len": 64,
-        "validation_fraction": 0.05,
-        "num_proc": 1,
-        "cache_dir": str(cache_dir),
-        **extra,
-    }
 
 
 def leftovers(cache_dir) -> list[str]:

@@ -11,7 +11,6 @@ import pytest
 
 from bert_helu.runtime.precision import cpu_has_native_bf16, cpu_kind
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "bench_pretrain.py"
 ARCHITECTURES = ("bert", "modernbert")
 SYSTEMS = ("ours", "ours, dense head", "Trainer", "run_mlm defaults")

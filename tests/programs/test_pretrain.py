@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from conftest import TINY_BERT
+from helpers.programs import run, weights
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -20,18 +21,8 @@ from bert_helu.pretraining.batches import GlobalBatches, MicroBatch, plan_batche
 from bert_helu.pretraining.step import train_step
 
 
-def run(*argv):
-    """Run the program in process; its exit status (UserError -> 2)."""
-    from pretrain.__main__ import main
-
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exit_:
-        return exit_.code
 
 
-def weights(run_dir):
-    return load_file(str(run_dir / "final" / "model.safetensors"))
 
 
 # ----------------------------------------------------------------------------- the program

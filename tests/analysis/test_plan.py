@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from test_significance import GOLD, glue_eval, write_result
+from helpers.glue_results import GOLD, glue_eval, write_result
 
 from bert_helu.analysis.bootstrap import bootstrap_metrics, observed_metrics
 from bert_helu.analysis.power import Components, estimate_components, example_variance, plan, power

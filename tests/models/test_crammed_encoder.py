@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 from conftest import TINY_BERT
-from test_pretrain import run, weights
+from helpers.programs import run, weights
 from transformers import ModernBertForMaskedLM
 
 from bert_helu import load_model, save_model

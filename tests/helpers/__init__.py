@@ -1,0 +1,1 @@
+"""Helpers the test modules share (tests never import each other)."""
