@@ -577,7 +577,7 @@ HOW_TO_RUN = """## How to run it
 On a machine with one NVIDIA GPU, from the repository root:
 
 ```bash
-bash scripts/gpu_check.sh            # installs the carried wheels (.whl/) into /tmp/site, then runs
+bash scripts/gpu_check.sh            # installs the carried wheels (.whl/) into a scratch folder, then runs
                                      # scripts/bench_gpu.py under a timeout and copies what it wrote to $OUT
 ```
 
