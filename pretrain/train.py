@@ -33,7 +33,7 @@ from bert_helu.pretraining.schedules import Schedule
 from bert_helu.pretraining.state import RunState
 from bert_helu.pretraining.step import BadStepGuard, BudgetClock, evaluate, initial_model, set_lr, train_step
 from bert_helu.pretraining.telemetry import TelemetryWindows
-from bert_helu.runtime.agreement import StepValues, StopSignals, on_main
+from bert_helu.runtime.agreement import StepValues, StopSignals, leave_together, on_main
 from bert_helu.runtime.identity import pretrain_identity
 from bert_helu.runtime.precision import resolve_mixed_precision
 from bert_helu.runtime.trackers import tracker_names
@@ -61,7 +61,7 @@ def train(cfg, output_dir: str) -> int:
     log.preamble(corpus.summary, plan)
     checkpoints = RunCheckpoints(run_dir, accelerator, cfg, identity, log)
     if checkpoints.finished():
-        return 0
+        return leave_together(accelerator, 0)
     checkpoints.check_space(model)
     optimizer = make_optimizer(model, tr)
     eager_model, optimizer = accelerator.prepare(SparseMLM(model), optimizer)
@@ -127,7 +127,7 @@ def train(cfg, output_dir: str) -> int:
     checkpoints.save(snapshot(state, clock, batches), model, optimizer)
     if stop:
         log.print(f"stopped by {signals.name} at step {state.step}; run the same command to resume")
-        return 128 + signals.number
+        return leave_together(accelerator, 128 + signals.number)
     val_loss = log.validation_at(state.step)
     if val_loss is None:  # the last step was not an evaluation step
         log.validation(state.step, val_loss := evaluate(accelerator, train_model, val_batches))
@@ -140,7 +140,7 @@ def train(cfg, output_dir: str) -> int:
     if window := telemetry.close(state.step):
         log.telemetry(window)
     log.finish(state, val_loss, telemetry.last_summary, time.perf_counter() - started)
-    return 0
+    return leave_together(accelerator, 0)
 
 
 def start_processes(cfg, run_dir: Path) -> tuple[Accelerator, BatchPlan]:

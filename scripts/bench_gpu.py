@@ -270,7 +270,10 @@ class Bench:
             **run(argv, self.work / "logs" / f"speed-{name}.log", self.clock),
         }
         if row["status"] == "ok":
-            row.update(steady_speed(out, self.mode.timed_from))
+            # a compiled model may recompile once more shapes were seen (the masked tokens' count
+            # varies): its second half is timed
+            start = max(self.mode.timed_from, self.speed_steps // 2) if compiled else self.mode.timed_from
+            row.update(steady_speed(out, start))
         return row
 
     def loss(self) -> dict:
@@ -524,7 +527,7 @@ def machine(mode: Mode) -> dict:
     import torch
     import transformers
 
-    from bert_helu.precision import cpu_info
+    from bert_helu.runtime.precision import cpu_info
 
     info = {
         **cpu_info(),
@@ -574,7 +577,7 @@ HOW_TO_RUN = """## How to run it
 On a machine with one NVIDIA GPU, from the repository root:
 
 ```bash
-bash scripts/gpu_check.sh            # installs the carried wheels (.whl/) into /tmp/site, then runs
+bash scripts/gpu_check.sh            # installs the carried wheels (.whl/) into a scratch folder, then runs
                                      # scripts/bench_gpu.py under a timeout and copies what it wrote to $OUT
 ```
 
@@ -666,7 +669,8 @@ def speed_part(results: dict) -> list[str]:
         f"configs/pretrain/crammed-bert.yaml ({first.get('model', 'n/a')}; global batch "
         f"{first.get('global_batch')} x {first.get('seq_len')} tokens, "
         f"micro-batch {first.get('micro_batch')}), "
-        f"timed over the logged steps after the warm-up (steps {first.get('timed_steps', 'n/a')}); "
+        "timed over the logged steps after the warm-up (column timed: eager runs from an early step, "
+        "compiled ones over their second half, as they may recompile for a new shape); "
         "MFU = model matmul FLOPs per second over the matmul peak above. Warm-up: the training seconds "
         "of the first logged steps (compilation shows there). vs ReLU: step time over ReLU's in the same "
         "mode. Runs without a step time per log line are timed whole, warm-up included (timed steps: all).",
@@ -682,6 +686,7 @@ def speed_part(results: dict) -> list[str]:
                 r["activation"],
                 "compiled" if r["compile"] else "eager",
                 r["status"],
+                r.get("timed_steps", "n/a"),
                 fmt(step, 4),
                 fmt(step / baseline if step and baseline else None, 3),
                 fmt(r.get("tokens_per_s"), 0),
@@ -695,6 +700,7 @@ def speed_part(results: dict) -> list[str]:
         "activation",
         "mode",
         "status",
+        "timed",
         "s/step",
         "vs ReLU",
         "tokens/s",

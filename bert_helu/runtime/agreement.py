@@ -124,3 +124,13 @@ class StopSignals:
         if self.requested and number == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested, self.name, self.number = True, signal.Signals(number).name, number
+
+
+def leave_together(accelerator, code: int) -> int:
+    """``code``, once every process of a multi-process run has got here and disconnected: a process
+    that exits while another still talks to it aborts that one ("terminate called without an active
+    exception" from gloo's threads)."""
+    if dist.is_initialized():
+        accelerator.wait_for_everyone()
+        dist.destroy_process_group()
+    return code
