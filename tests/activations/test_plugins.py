@@ -11,8 +11,7 @@ import pytest
 import torch
 from conftest import REPO, write_recipe
 from helpers.programs import FAST as FINETUNE_FAST
-from helpers.programs import SAMPLE, finetune
-from helpers.programs import run as pretrain
+from helpers.programs import SAMPLE, finetune, pretrain
 from torch import nn
 
 import bert_helu.activations.registry as activations

@@ -7,18 +7,13 @@ import json
 import numpy as np
 import pytest
 from conftest import REPO
-from helpers.glue_results import METRICS, N, rng, GOLD, predictions_with_skill, write_result, glue_eval
+from helpers.glue_results import GOLD, METRICS, N, glue_eval, predictions_with_skill, write_result
 from scipy import stats
 
 from bert_helu.glue.metrics import compute_metrics
 from bert_helu.glue.predictions import from_eval, write_predictions
-from glue_eval.__main__ import main
 
 SAMPLE = REPO / "bert_helu" / "sample_data" / "glue_data"
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +30,6 @@ def results(tmp_path_factory):
             int8 = predictions_with_skill(task, 0.5, 200 + seed)  # INT8 hurts HeLU a lot here
             write_result(root, "helu", "helu:alpha=0.05", task, seed, helu, int8=int8)
     return root
-
-
 
 
 def compare_json(results, *args):

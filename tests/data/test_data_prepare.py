@@ -3,7 +3,6 @@ dedup, weights, streaming, and every bad input leaving nothing half-written behi
 
 from __future__ import annotations
 
-from helpers.corpus import WIKI, ALICE, GATSBY, small_config
 import gzip
 import itertools
 import json
@@ -12,13 +11,11 @@ import time
 
 import numpy as np
 import pytest
+from helpers.corpus import ALICE, GATSBY, WIKI, small_config
 
-from bert_helu.data import SAMPLE_CORPUS_DIR, format_summary, prepare_corpus
+from bert_helu.data import format_summary, prepare_corpus
 from bert_helu.data import prepare as prepare_module
 from bert_helu.runtime.errors import UserError
-
-
-
 
 
 def leftovers(cache_dir) -> list[str]:

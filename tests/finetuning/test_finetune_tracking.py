@@ -4,8 +4,8 @@ import importlib.util
 import json
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from helpers.programs import FAST, SAMPLE, finetune, tiny_checkpoint
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 def test_each_run_logs_loss_lr_and_dev_metrics_to_tensorboard(tmp_path, minilm_tokenizer):

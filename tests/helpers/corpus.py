@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bert_helu.data import SAMPLE_CORPUS_DIR
 
-
 WIKI = SAMPLE_CORPUS_DIR / "wikipedia" / "enwiki_extract_part00_first3000.txt.gz"
 
 

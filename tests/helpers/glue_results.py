@@ -7,7 +7,6 @@ import numpy as np
 from bert_helu.glue.metrics import compute_metrics
 from bert_helu.glue.predictions import from_eval, write_predictions
 
-
 METRICS = {"rte": ["accuracy"], "mrpc": ["f1", "accuracy"], "stsb": ["pearson", "spearmanr"]}
 
 
@@ -46,6 +45,8 @@ def write_result(root, run, activation, task, seed, preds, int8=None, pretrainin
 
 
 def glue_eval(*args):
+    from glue_eval.__main__ import main
+
     try:
         return main([*map(str, args)])
     except SystemExit as exit_:

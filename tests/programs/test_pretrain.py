@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 from conftest import TINY_BERT
-from helpers.programs import run, weights
-from safetensors.torch import load_file
+from helpers.programs import pretrain as run
+from helpers.programs import weights
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bert_helu.data.masking import MLMMasker
@@ -19,11 +19,6 @@ from bert_helu.models.optimizer import make_optimizer
 from bert_helu.models.sparse_mlm import SparseMLM
 from bert_helu.pretraining.batches import GlobalBatches, MicroBatch, plan_batches
 from bert_helu.pretraining.step import train_step
-
-
-
-
-
 
 # ----------------------------------------------------------------------------- the program
 

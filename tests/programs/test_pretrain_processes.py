@@ -15,7 +15,8 @@ import pytest
 import torch
 from conftest import CHILD_ENV as ENV
 from conftest import REPO, TORCHRUN, write_recipe
-from helpers.programs import run, weights
+from helpers.programs import pretrain as run
+from helpers.programs import weights
 
 
 @pytest.fixture(scope="module")

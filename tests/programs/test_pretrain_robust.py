@@ -12,7 +12,8 @@ import time
 
 import pytest
 from conftest import REPO, write_recipe
-from helpers.programs import run, weights
+from helpers.programs import pretrain as run
+from helpers.programs import weights
 
 from bert_helu.pretraining.batches import plan_batches
 from bert_helu.pretraining.recipe import PRETRAIN_DEFAULTS

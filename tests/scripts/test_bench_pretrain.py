@@ -5,9 +5,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from bert_helu.runtime.precision import cpu_has_native_bf16, cpu_kind
 
