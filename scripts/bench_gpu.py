@@ -12,7 +12,7 @@ configs/pretrain/crammed-bert.yaml (16 x 768 crammed encoder, global batch 288, 
 1. speed: tokens/s and MFU of GELU, ReLU and HeLU (helu:alpha=0.05), eager and ``train.compile=true``,
    a short run each; the steady-state steps are timed from the run's own log (metrics.jsonl: steps
    and training seconds, after the first ``--timed-from`` steps), MFU = model matmul FLOPs
-   (scripts/bench_pretrain.flops_per_step, sparse MLM head) per second over the peak.
+   (bert_helu.models.flops, sparse MLM head) per second over the peak.
 2. loss: a 2-minute run (the recipe's time-driven one-cycle schedule over a 2-minute budget): the
    training loss must fall.
 3. resume: the same step-driven run twice: once straight through, once SIGKILLed after its first
@@ -25,7 +25,7 @@ configs/pretrain/crammed-bert.yaml (16 x 768 crammed encoder, global batch 288, 
 A time budget (``--budget-s``) bounds the whole script: a part that no longer fits is skipped and
 said so, and the JSON and the page are rewritten after every part, so a run cut short still reports
 what it measured. ``--smoke`` shrinks everything (tiny model via overrides, a few steps, fp32) so it
-runs end to end on a CPU; tests/test_bench_gpu.py runs it at its smallest.
+runs end to end on a CPU; tests/scripts/test_bench_gpu.py runs it at its smallest.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's bert_helu, whatever is installed
-sys.path.insert(0, str(REPO / "scripts"))
 
 RECIPE = "configs/pretrain/crammed-bert.yaml"
 DEMO_RECIPE = REPO / "configs" / "pretrain" / "demo.yaml"
@@ -374,8 +373,9 @@ def metrics_lines(run_dir: Path) -> list[dict]:
 
 def steady_speed(run_dir: Path, timed_from: int) -> dict:
     """tokens/s and MFU of the logged steps after ``timed_from``, from the run's own log."""
-    from bench_pretrain import flops_per_step
     from transformers import AutoConfig
+
+    from bert_helu.models.flops import flops_per_step
 
     summary = json.loads((run_dir / "summary.json").read_text())
     logged = [m for m in metrics_lines(run_dir) if "train/elapsed_s" in m]
@@ -657,6 +657,7 @@ def markdown(results: dict) -> str:
 
 def speed_part(results: dict) -> list[str]:
     from bert_helu.analysis.reports import markdown_table
+    from bert_helu.models.flops import model_flops_utilization
 
     rows = results.get("speed") or []
     if not rows:
@@ -679,7 +680,8 @@ def speed_part(results: dict) -> list[str]:
     table = []
     relu = {r["compile"]: r.get("s_per_step") for r in rows if r["activation"] == "relu"}
     for r in rows:
-        mfu = r["achieved_tflops"] * 1e12 / peak if peak and "achieved_tflops" in r else None
+        achieved = r.get("achieved_tflops")
+        mfu = model_flops_utilization(achieved * 1e12, peak) if peak and achieved is not None else None
         baseline, step = relu.get(r["compile"]), r.get("s_per_step")
         table.append(
             [
