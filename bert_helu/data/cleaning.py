@@ -7,7 +7,6 @@ Each step is a pure function of one document, so it runs in any worker and in st
 
 from __future__ import annotations
 
-import hashlib
 import unicodedata
 from dataclasses import dataclass
 
@@ -55,13 +54,6 @@ def clean_document(text: str, options: CleaningOptions) -> tuple[str, str]:
     if len(cleaned) < options.min_chars:
         return cleaned, TOO_SHORT
     return cleaned, KEPT
-
-
-def text_hash(text: str) -> int:
-    """Signed 64-bit content hash (collision odds ~n^2/2^65: negligible for 10^8 documents)."""
-    return int.from_bytes(
-        hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True
-    )
 
 
 def unit_interval(hashes, seed: int, salt: int) -> np.ndarray:

@@ -3,13 +3,12 @@ before any work, and how a description of the inputs becomes a cache fingerprint
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from bert_helu.data.sources import Source, check_readable
 from bert_helu.data.tokenizer import load_tokenizer
+from bert_helu.runtime.hashing import CORPUS_DIGEST_BYTES, json_digest
 
 # Bump when a code change alters prepared data, so old caches are not reused.
 PIPELINE_VERSION = 4  # 4: no doubled special tokens where a piece met a document boundary
@@ -45,4 +44,4 @@ def check_sources_readable(sources: list[Source]) -> None:
 def fingerprint_of(identity: dict) -> str:
     """16 hex digits naming everything in ``identity`` plus the pipeline version."""
     described = {"version": PIPELINE_VERSION, **identity}
-    return hashlib.blake2b(json.dumps(described, sort_keys=True).encode(), digest_size=8).hexdigest()
+    return json_digest(described, CORPUS_DIGEST_BYTES)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bert_helu.data.cleaning import KEPT, CleaningOptions, clean_document, text_hash
+from bert_helu.data.cleaning import KEPT, CleaningOptions, clean_document
 from bert_helu.data.sources import Source, read_file
 from bert_helu.runtime.errors import UserError
+from bert_helu.runtime.hashing import text_hash
 
 STATUS_CODES = {KEPT: 0, "empty": 1, "too_short": 2}
 # A worker reports a bad file as a row with this status (text = the message) rather than raising:

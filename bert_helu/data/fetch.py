@@ -16,7 +16,6 @@ after its last finished shard (``<part>/.get_data.json`` records the shards).
 from __future__ import annotations
 
 import gzip
-import hashlib
 import html
 import io
 import json
@@ -29,7 +28,7 @@ from bert_helu.glue.tasks import HUB_DATASET, TASKS, GlueTask
 from bert_helu.glue.test_sets import SUBMISSION_FILES
 from bert_helu.runtime.atomic import atomic_write_json
 from bert_helu.runtime.errors import UserError, first_line
-from bert_helu.runtime.hashing import sha256_file
+from bert_helu.runtime.hashing import sha256_bytes, sha256_file
 
 WIKIPEDIA = "wikimedia/wikipedia"
 BOOKCORPUS = "bookcorpus/bookcorpus"
@@ -77,7 +76,7 @@ def _atomic_bytes(path: Path, data: bytes) -> str:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return hashlib.sha256(data).hexdigest()
+    return sha256_bytes(data)
 
 
 @dataclass

@@ -3,52 +3,40 @@
 Checkpoints pretrained with the same recipe and activation but different seeds are replicates of one
 experiment; ``glue_eval`` puts them in one row. A run's ``summary.json`` (beside ``final/``) holds its
 whole recipe; the fingerprint hashes it without the seed, the activation (a row key of its own) and the
-settings that only change how a run is operated, not what it learns.
+settings that only change how a run is operated or measured, not what it learns
+(bert_helu.runtime.identity.NOT_IN_MODEL). results.json files
+written by earlier versions keep the 12-digit fingerprint of another key list: results of one
+checkpoint fine-tuned before and after the change form two rows.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from pathlib import Path
 
+from bert_helu.runtime.hashing import json_digest
+from bert_helu.runtime.identity import NOT_IN_MODEL
 from bert_helu.runtime.paths import display_path
 
-# Recipe keys that leave the trained model unchanged: logging, telemetry, checkpointing, evaluation
-# cadence, threads and cache paths.
-OPERATIONAL_KEYS = (
-    "seed",
-    "activation",
-    "logging",
-    "telemetry",
-    "train.cpu_threads",
-    "train.collective_timeout_minutes",
-    "train.checkpoint_every_steps",
-    "train.checkpoint_every_minutes",
-    "train.keep_checkpoints",
-    "train.log_every_steps",
-    "train.eval_every_steps",
-    "train.eval_batches",
-    "data.num_proc",
-    "data.cache_dir",
-)
+# Replicates differ in their seed, and a row is one activation: neither is part of the recipe they
+# share, nor is what does not change the trained model.
+NOT_IN_RECIPE = ("seed", "activation", *NOT_IN_MODEL)
 
 UNKNOWN = {"seed": None, "recipe": None, "summary": None}
 
 
 def recipe_fingerprint(config: dict) -> str:
-    """12 hex digits identifying a pretraining recipe, the same for every seed and activation."""
+    """32 hex digits identifying a pretraining recipe, the same for every seed and activation."""
     recipe = copy.deepcopy(config)
-    for dotted in OPERATIONAL_KEYS:
+    for dotted in NOT_IN_RECIPE:
         *parents, last = dotted.split(".")
         node = recipe
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(last, None)
-    text = json.dumps(recipe, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return json_digest(recipe)
 
 
 def summary_path(checkpoint: str | Path) -> Path | None:

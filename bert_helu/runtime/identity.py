@@ -19,7 +19,8 @@ from pathlib import Path
 from bert_helu.runtime.errors import UserError
 from bert_helu.runtime.hashing import named_files_digest
 
-# Recipe keys a resumed run may change: none of them changes what the run computes.
+# Recipe keys that change neither the trained model nor a number the run reports: a resumed run may
+# change them. Replicate grouping (bert_helu.models.provenance) leaves them out too.
 LOGISTICS = (
     "train.micro_batch_size",  # the global batch is fixed; micro-batches only cut it for memory
     "train.compile",
@@ -36,6 +37,14 @@ LOGISTICS = (
     "telemetry",
     "logging",
 )
+
+# Recipe keys that change what a run reports (its validation loss), never the model it trains: part
+# of a run's identity (a finished run asked again with another validation set did not measure it),
+# not of its recipe as a replicate.
+MEASUREMENT = ("train.eval_batches",)
+
+# Recipe keys that leave the trained model unchanged: how it was operated and how it was measured.
+NOT_IN_MODEL = LOGISTICS + MEASUREMENT
 
 # Files of a checkpoint directory that decide what it computes (weights, config, tokenizer).
 _CHECKPOINT_FILES = (

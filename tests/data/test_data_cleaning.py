@@ -13,8 +13,8 @@ from bert_helu.data.cleaning import (
     clean_text,
     is_validation,
     repeats,
-    text_hash,
 )
+from bert_helu.runtime.hashing import text_hash
 
 
 def test_normalise_lowercase_collapse_whitespace():

@@ -22,12 +22,18 @@ def test_fingerprint_ignores_seed_activation_and_operational_settings_but_not_th
         config(seed=43),
         config(activation="helu:alpha=0.05"),
         config(logging__progress_bar=False, train__cpu_threads=1, train__checkpoint_every_minutes=5.0),
-        config(data__cache_dir="/elsewhere", data__num_proc=8, telemetry__every=7),
+        config(data__cache_dir="/elsewhere", telemetry__every=7, train__eval_batches=4),
+        config(train__micro_batch_size=8, train__compile=True, train__max_bad_steps=9),
     ]
     assert all(recipe_fingerprint(c) == base for c in same)
-    different = [config(train__budget_hours=0.5), config(train__lr=2e-4), config(data__seed=1)]
+    different = [
+        config(train__budget_hours=0.5),
+        config(train__lr=2e-4),
+        config(data__seed=1),
+        config(data__num_proc=8),  # the prepared corpus's document order follows it
+    ]
     assert all(recipe_fingerprint(c) != base for c in different)
-    assert len(base) == 12
+    assert len(base) == 32
 
 
 def write_run(root, name, seed, activation="gelu"):
