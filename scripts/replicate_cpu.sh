@@ -21,7 +21,7 @@
 # (dotted recipe overrides for every pretraining, e.g. the model size), FINETUNE (names of the activations
 # whose checkpoints are fine-tuned; default: all; the others are pretrained only), RUNS_RECORD (where each
 # finished pretraining's summary.json and metrics.jsonl are copied: small files that keep the study's
-# pretraining results when $OUT is gone).
+# pretraining results when $OUT is gone), TABLES (where the tables stage writes; default $OUT/tables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,7 +112,7 @@ if has_stage units; then
 fi
 
 if has_stage tables; then
-  tables=$OUT/tables
+  tables=${TABLES:-$OUT/tables}
   say "tables: replicates grouped by recipe, paired bootstrap against $BASELINE"
   mkdir -p "$tables"
   sig=(--significance --baseline "$BASELINE" --resamples "$RESAMPLES")
