@@ -10,6 +10,7 @@ Each source in ``sources`` is a free-form mapping, checked by ``bert_helu.data.s
 from __future__ import annotations
 
 from bert_helu.runtime.errors import UserError
+from bert_helu.runtime.rules import is_int, is_number
 
 DATA_DEFAULTS: dict = {
     "sources": [
@@ -78,7 +79,7 @@ def check_data(cfg: dict) -> None:
 
     positive_ints = ("vocab_size", "seq_len", "num_proc", "batch_size", "max_validation_sequences")
     for key in positive_ints:
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
+        if not is_int(cfg[key]) or cfg[key] < 1:
             raise UserError(f"data.{key} must be a positive integer, got {cfg[key]!r}")
     if cfg["seq_len"] < 8:
         raise UserError(f"data.seq_len must be at least 8, got {cfg['seq_len']}")
@@ -87,6 +88,6 @@ def check_data(cfg: dict) -> None:
     if cfg["seed"] < 0:
         raise UserError("data.seed must be >= 0")
     mb = cfg["tokenizer_train_mb"]
-    if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int | float) or mb <= 0):
+    if mb is not None and (not is_number(mb) or mb <= 0):
         raise UserError(f"data.tokenizer_train_mb must be a positive number or null, got {mb!r}")
     CleaningOptions.from_config(cfg)

@@ -15,6 +15,7 @@ from bert_helu.data.defaults import DATA_DEFAULTS, DATA_KEY_HELP, check_data
 from bert_helu.pretraining.schedules import Schedule
 from bert_helu.runtime.config import Config, load_config
 from bert_helu.runtime.errors import UserError
+from bert_helu.runtime.rules import Rule, broken_rule, is_int, is_number
 
 ARCHITECTURES = ("bert", "modernbert")  # model.architecture: see bert_helu.models.encoders
 
@@ -193,48 +194,46 @@ def check_recipe(cfg, to_train: bool = False) -> list[str]:
     return warnings
 
 
-def _check_values(cfg) -> None:
-    tr, tel, model = cfg["train"], cfg["telemetry"], cfg["model"]
-    betas = tr["betas"]
-    rules = [
-        ("model.architecture", model["architecture"] in ARCHITECTURES, " or ".join(ARCHITECTURES)),
-        ("model.global_attn_every_n_layers", model["global_attn_every_n_layers"] >= 1, ">= 1"),
-        ("seed", cfg["seed"] >= 0, ">= 0"),
-        ("train.max_steps", tr["max_steps"] >= 0, ">= 0"),
-        ("train.budget_hours", tr["budget_hours"] >= 0, ">= 0"),
-        ("train.global_batch_size", tr["global_batch_size"] >= 1, ">= 1"),
-        ("train.micro_batch_size", tr["micro_batch_size"] >= 1, ">= 1"),
-        ("train.lr", tr["lr"] > 0, "> 0"),
-        (
-            "train.betas",
-            len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas),
+def _value_rules(cfg) -> dict[str, Rule]:
+    betas, every = cfg["train"]["betas"], cfg["telemetry"]["every"]
+    return {
+        "model.architecture": (lambda v: v in ARCHITECTURES, " or ".join(ARCHITECTURES)),
+        "model.global_attn_every_n_layers": (lambda v: v >= 1, ">= 1"),
+        "seed": (lambda v: v >= 0, ">= 0"),
+        "train.max_steps": (lambda v: v >= 0, ">= 0"),
+        "train.budget_hours": (lambda v: v >= 0, ">= 0"),
+        "train.global_batch_size": (lambda v: v >= 1, ">= 1"),
+        "train.micro_batch_size": (lambda v: v >= 1, ">= 1"),
+        "train.lr": (lambda v: v > 0, "> 0"),
+        "train.betas": (
+            lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v),
             f"two numbers in [0, 1), got {betas!r}",
         ),
-        ("train.eps", tr["eps"] > 0, "> 0"),
-        ("train.weight_decay", tr["weight_decay"] >= 0, ">= 0"),
-        ("train.grad_clip", tr["grad_clip"] >= 0, ">= 0 (0: no clipping)"),
-        ("train.mlm_probability", 0 < tr["mlm_probability"] < 1, "in (0, 1)"),
-        ("train.max_bad_steps", tr["max_bad_steps"] >= 1, ">= 1"),
-        ("train.max_overflow_steps", tr["max_overflow_steps"] >= 1, ">= 1"),
-        ("train.keep_checkpoints", tr["keep_checkpoints"] >= 1, ">= 1"),
-        ("train.log_every_steps", tr["log_every_steps"] >= 1, ">= 1"),
-        ("train.eval_every_steps", tr["eval_every_steps"] >= 0, ">= 0 (0: only at the end)"),
-        ("train.eval_batches", tr["eval_batches"] >= 1, ">= 1"),
-        ("train.checkpoint_every_steps", tr["checkpoint_every_steps"] >= 0, ">= 0"),
-        ("train.checkpoint_every_minutes", tr["checkpoint_every_minutes"] >= 0, ">= 0"),
-        ("train.cpu_threads", tr["cpu_threads"] >= 0, ">= 0"),
-        ("train.collective_timeout_minutes", tr["collective_timeout_minutes"] > 0, "> 0"),
-        ("telemetry.every", tel["every"] >= 0, ">= 0"),
-        (
-            "telemetry.window",
-            tel["window"] >= 1 and tel["window"] <= max(tel["every"], 1),
-            "in [1, telemetry.every]",
-        ),
-        ("telemetry.histogram_every", tel["histogram_every"] >= 0, ">= 0"),
-    ]
-    for name, ok, expected in rules:
-        if not ok:
-            raise UserError(f"{name} must be {expected}")
+        "train.eps": (lambda v: v > 0, "> 0"),
+        "train.weight_decay": (lambda v: v >= 0, ">= 0"),
+        "train.grad_clip": (lambda v: v >= 0, ">= 0 (0: no clipping)"),
+        "train.mlm_probability": (lambda v: 0 < v < 1, "in (0, 1)"),
+        "train.max_bad_steps": (lambda v: v >= 1, ">= 1"),
+        "train.max_overflow_steps": (lambda v: v >= 1, ">= 1"),
+        "train.keep_checkpoints": (lambda v: v >= 1, ">= 1"),
+        "train.log_every_steps": (lambda v: v >= 1, ">= 1"),
+        "train.eval_every_steps": (lambda v: v >= 0, ">= 0 (0: only at the end)"),
+        "train.eval_batches": (lambda v: v >= 1, ">= 1"),
+        "train.checkpoint_every_steps": (lambda v: v >= 0, ">= 0"),
+        "train.checkpoint_every_minutes": (lambda v: v >= 0, ">= 0"),
+        "train.cpu_threads": (lambda v: v >= 0, ">= 0"),
+        "train.collective_timeout_minutes": (lambda v: v > 0, "> 0"),
+        "telemetry.every": (lambda v: v >= 0, ">= 0"),
+        "telemetry.window": (lambda v: 1 <= v <= max(every, 1), "in [1, telemetry.every]"),
+        "telemetry.histogram_every": (lambda v: v >= 0, ">= 0"),
+    }
+
+
+def _check_values(cfg) -> None:
+    broken = broken_rule(cfg, _value_rules(cfg))
+    if broken:
+        name, _, expected = broken
+        raise UserError(f"{name} must be {expected}")
 
 
 def check_model(cfg) -> None:
@@ -246,7 +245,7 @@ def check_model(cfg) -> None:
     else:
         for key, value in model.items():
             if key.endswith(("_size", "_layers", "_heads", "position_embeddings")) and (
-                not _is_int(value) or value < 1
+                not is_int(value) or value < 1
             ):
                 raise UserError(f"model.{key} must be a positive integer, got {value!r}")
         hidden, heads = model.get("hidden_size"), model.get("num_attention_heads")
@@ -257,7 +256,7 @@ def check_model(cfg) -> None:
             )
         positions = model.get("max_position_embeddings")
         where = "model.max_position_embeddings"
-    if _is_int(positions) and _is_int(seq_len) and seq_len > positions:
+    if is_int(positions) and is_int(seq_len) and seq_len > positions:
         raise UserError(f"data.seq_len {seq_len} is longer than the model's {positions} positions ({where})")
 
 
@@ -272,11 +271,3 @@ def _checkpoint_positions(directory: Path):
     if not isinstance(config, dict):
         raise UserError(f"{path}: not a model config (a JSON object expected)")
     return config.get("max_position_embeddings")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
