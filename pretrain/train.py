@@ -36,6 +36,7 @@ from bert_helu.pretraining.telemetry import TelemetryWindows
 from bert_helu.runtime.agreement import StepValues, StopSignals, leave_together, on_main
 from bert_helu.runtime.identity import pretrain_identity
 from bert_helu.runtime.precision import resolve_mixed_precision
+from bert_helu.runtime.processes import make_accelerator
 from bert_helu.runtime.trackers import tracker_names
 
 
@@ -147,9 +148,8 @@ def start_processes(cfg, run_dir: Path) -> tuple[Accelerator, BatchPlan]:
     """The accelerator and the batch plan: the recipe's global batch is kept whatever the number
     of processes; the micro-batch is lowered if it does not divide each one's share."""
     tr = cfg.train
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),  # without it, torchrun on CPU gives N single-process runs
-        mixed_precision=resolve_mixed_precision(tr.mixed_precision),
+    accelerator = make_accelerator(
+        resolve_mixed_precision(tr.mixed_precision),
         log_with=tracker_names(cfg.logging, run_dir),
         project_dir=str(run_dir),
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=tr.collective_timeout_minutes))],
