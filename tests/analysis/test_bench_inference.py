@@ -59,8 +59,6 @@ def test_figure4_and_figure5_tables_json_and_plots(tmp_path, shared_data, monkey
     for row in rows:
         assert row["samples"] == 6 and row["batches"] == 2 and len(row["seconds"]) == 2
         assert row["throughput"] == pytest.approx(6 / row["pass_seconds"]["mean"])
-        if row["model"] == "g":  # the baseline's per-repeat ratio to itself is exactly 1
-            assert row["time_ratio_vs_baseline"]["mean"] == 1.0
     assert {r["activation"] for r in rows} == {"gelu", "helu"}
     fig5 = report["figure5"]["rows"]
     assert [r["model"] for r in fig5] == [m for m in tiny_reference_configs() for _ in range(2)]

@@ -1,22 +1,20 @@
 """scripts/bench_gpu.py: its --smoke run goes through every part of the GPU check on a CPU, and each part
 checks what it claims (the loss falls, a killed run resumes to the same weights, GLUE fine-tunes)."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import CHILD_ENV, REPO
 
 
-def bench_gpu():
-    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "scripts" / "bench_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_gpu"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def bench_gpu(*argv):
+    """The script as it is run: a child process; its exit status and its error output."""
+    command = [sys.executable, "scripts/bench_gpu.py", *map(str, argv)]
+    done = subprocess.run(command, cwd=REPO, env=CHILD_ENV, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stderr.strip()
 
 
 @pytest.mark.slow
@@ -55,17 +53,15 @@ def test_smoke_run_goes_through_every_part(tmp_path):
     assert "| relu | eager | ok |" in text and "Weights bitwise equal: yes" in text
 
 
-def test_bad_parts_and_no_gpu_without_smoke_are_one_line_errors(tmp_path, capsys):
-    module = bench_gpu()
-    with pytest.raises(SystemExit) as exit_:
-        module.main(["--parts", "speed,warp", "--work-dir", str(tmp_path / "w")])
-    assert exit_.value.code == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: --parts: unknown warp (known: speed, loss, resume, glue)"
+def test_bad_parts_and_no_gpu_without_smoke_are_one_line_errors(tmp_path):
+    work = tmp_path / "w"
+    assert bench_gpu("--parts", "speed,warp", "--work-dir", work) == (
+        2,
+        "error: --parts: unknown warp (known: speed, loss, resume, glue)",
     )
     if not torch.cuda.is_available():
-        assert module.main(["--work-dir", str(tmp_path / "w")]) == 2
-        assert capsys.readouterr().err.strip() == (
-            "error: no GPU here: run with --smoke for the CPU smoke run"
+        assert bench_gpu("--work-dir", work) == (
+            2,
+            "error: no GPU here: run with --smoke for the CPU smoke run",
         )
-        assert not (tmp_path / "w").exists()
+        assert not work.exists()

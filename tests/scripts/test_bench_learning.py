@@ -1,24 +1,30 @@
 """scripts/bench_learning.py end to end on a tiny recipe: an arm trains, the report reads it back."""
 
 import json
+import subprocess
 import sys
 
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-import bench_learning  # noqa: E402
+from conftest import CHILD_ENV, REPO
 
 
-def test_arm_then_report(recipe, tmp_path, capsys):  # noqa: F811 - fixture
+def bench_learning(*argv) -> int:
+    """The script as it is run: a child process; its exit status."""
+    command = [sys.executable, "scripts/bench_learning.py", *map(str, argv)]
+    done = subprocess.run(command, cwd=REPO, env=CHILD_ENV, capture_output=True, text=True, timeout=600)
+    assert not done.returncode, done.stderr[-3000:]
+    return done.returncode
+
+
+def test_arm_then_report(recipe, tmp_path):
     out = tmp_path / "arms"
     argv = ["run", "--architecture", "modernbert", "--activation", "helu:alpha=0.05", "--steps", "4",
             "--config", str(recipe), "--out", str(out), "--width-matched",
             "train.eval_every_steps=2"]  # fmt: skip
-    assert bench_learning.main(argv) == 0
+    assert bench_learning(*argv) == 0
     (arm,) = list(out.iterdir())
     assert json.loads((arm / "bench_arm.json").read_text())["command"].startswith("python -m pretrain")
     stem = tmp_path / "report" / "learning"
-    assert bench_learning.main(["report", "--out", str(out), "--output", str(stem)]) == 0
+    assert bench_learning("report", "--out", out, "--output", stem) == 0
     (data,) = json.loads(stem.with_suffix(".json").read_text())["by_cpu_kind"].values()
     (row,) = data["arms"]
     assert row["architecture"] == "modernbert" and row["activation"] == "helu:alpha=0.05"
@@ -28,12 +34,12 @@ def test_arm_then_report(recipe, tmp_path, capsys):  # noqa: F811 - fixture
     assert "| modernbert | helu:alpha=0.05 |" in stem.with_suffix(".table.md").read_text()
 
 
-def test_speed_gives_equal_compute_steps(recipe, tmp_path, capsys):  # noqa: F811 - fixture
+def test_speed_gives_equal_compute_steps(recipe, tmp_path):
     out = tmp_path / "speed.json"
     argv = ["speed", "--config", str(recipe), "--steps", "3", "--rounds", "1", "--reference-steps", "100",
             "--size", "model.hidden_size=64 model.num_attention_heads=2",
             "--size", "model.num_hidden_layers=1", "--output", str(out)]  # fmt: skip
-    assert bench_learning.main(argv) == 0
+    assert bench_learning(*argv) == 0
     first, second = json.loads(out.read_text())["sizes"]
     assert first["equal_compute_steps"] == 100
     assert second["tokens_per_s"] > 0 and second["equal_compute_steps"] == round(100 * second["vs_first"])

@@ -1,6 +1,7 @@
-"""scripts/bench_pretrain.py at toy sizes: every table for both architectures (no timing asserts)."""
+"""scripts/bench_pretrain.py end to end at toy sizes: every table for both architectures (no timing
+asserts). Its FLOP count is tested in tests/models/test_flops.py, its page in
+tests/analysis/test_bench_pretrain_page.py."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,18 +10,11 @@ import sys
 import pytest
 from conftest import REPO
 
+from bert_helu.pretraining.recipe import ARCHITECTURES
 from bert_helu.runtime.precision import cpu_has_native_bf16, cpu_kind
 
 SCRIPT = REPO / "scripts" / "bench_pretrain.py"
-ARCHITECTURES = ("bert", "modernbert")
 SYSTEMS = ("ours", "ours, dense head", "Trainer", "run_mlm defaults")
-
-
-def bench_module():
-    spec = importlib.util.spec_from_file_location("bench_pretrain", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_table_for_both_architectures(tmp_path):
@@ -54,7 +48,7 @@ def test_every_table_for_both_architectures(tmp_path):
     activations = {(r["architecture"], r["activation"]): r for r in results["activations"]["rows"]}
     assert {a for a, _ in activations} == set(ARCHITECTURES) and len(activations) == 6
     for (arch, act), row in activations.items():
-        for key in ("median_step_s", "tokens_per_s", "vs_relu", "saved_for_backward_mb", "mfu"):
+        for key in ("median_step_s", "tokens_per_s", "saved_for_backward_mb", "mfu"):
             assert row[key] > 0, (arch, act, key)
 
     telemetry = {(r["architecture"], r["telemetry"]): r for r in results["telemetry"]["rows"]}
@@ -70,21 +64,3 @@ def test_every_table_for_both_architectures(tmp_path):
         "Telemetry overhead",
     ):
         assert f"## {title}" in text
-
-
-def test_flops_count_three_matrices_in_the_gated_ffn():
-    from transformers import BertConfig, ModernBertConfig
-
-    bench = bench_module()
-    sizes = dict(vocab_size=100, hidden_size=8, num_hidden_layers=2, num_attention_heads=1)
-    bert, modern = BertConfig(**sizes, intermediate_size=0), ModernBertConfig(**sizes, intermediate_size=0)
-    # per token and layer, an FFN of width 1 adds 2 (BERT) or 3 (ModernBERT) matrices of 8 weights
-    for config, matrices in ((bert, 2), (modern, 3)):
-        without = bench.flops_per_step(config, batch=1, seq_len=4, head_tokens=1)
-        config.intermediate_size = 1
-        with_ffn = bench.flops_per_step(config, batch=1, seq_len=4, head_tokens=1)
-        assert with_ffn - without == 6 * 4 * 2 * matrices * 8  # 6: multiply-add x forward + backward
-    # ModernBERT's local layers (by default every layer but each third) attend to a window only
-    local = ModernBertConfig(**{**sizes, "num_hidden_layers": 4}, local_attention=128)
-    assert bench.attention_contexts(local, 512) == [512, 129, 129, 512]
-    assert bench.attention_contexts(bert, 512) == [512, 512]
