@@ -6,10 +6,10 @@ Each command lives in its own module of this package, exposing ``HELP`` (one lin
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
+from bert_helu.runtime.cli import HELP_FORMAT, program_parser
 from bert_helu.runtime.errors import cli_entry
 
 COMMANDS = {
@@ -35,12 +35,7 @@ EPILOG = """examples:
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m glue_eval",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = program_parser("python -m glue_eval", DESCRIPTION, EPILOG)
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     modules = {}
     words = sys.argv[1:] if argv is None else list(argv)
@@ -61,7 +56,7 @@ def main(argv=None):
                 help=module.HELP,
                 description=getattr(module, "DESCRIPTION", module.HELP),
                 epilog=getattr(module, "EPILOG", None),
-                formatter_class=argparse.RawDescriptionHelpFormatter,
+                formatter_class=HELP_FORMAT,
             )
         )
     args = parser.parse_args(argv)

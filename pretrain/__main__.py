@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 
-from bert_helu.activations.plugins import (
-    activations_table,
-    add_import_argument,
-    add_list_argument,
-    import_modules,
-)
 from bert_helu.data import format_summary, prepare_corpus
 from bert_helu.models.hub import add_push_argument, check_push_access, push_checkpoint
 from bert_helu.pretraining.recipe import check_recipe, load_recipe
 from bert_helu.runtime.atomic import remove_leftovers
-from bert_helu.runtime.config import recipe_yaml
+from bert_helu.runtime.cli import (
+    add_config_argument,
+    add_plugin_and_override_arguments,
+    add_print_config_argument,
+    listed_activations,
+    print_resolved_recipe,
+    program_parser,
+)
 from bert_helu.runtime.errors import UserError, cli_entry
 from bert_helu.runtime.locks import RunDirLock
 
@@ -42,16 +42,10 @@ print one line and exit with status 2."""
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m pretrain",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--config",
-        metavar="YAML",
-        help="the recipe, a YAML file (configs/pretrain/*.yaml); every key it may set, with its default, "
+    parser = program_parser("python -m pretrain", DESCRIPTION, EPILOG)
+    add_config_argument(
+        parser,
+        "the recipe, a YAML file (configs/pretrain/*.yaml); every key it may set, with its default, "
         "is in docs/config.md. Required unless --list-activations",
     )
     parser.add_argument(
@@ -71,19 +65,13 @@ def parse_args(argv):
         action="store_true",
         help="clean, tokenize, pack and cache the corpus (data.*), print its summary, then exit",
     )
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the resolved recipe (defaults <- --config <- overrides) as YAML, then exit",
+    add_print_config_argument(
+        parser, "print the resolved recipe (defaults <- --config <- overrides) as YAML, then exit"
     )
     add_push_argument(parser, "the trained model (<output-dir>/final/)")
-    add_import_argument(parser)
-    add_list_argument(parser)
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="key=value",
-        help="recipe overrides in dotted form, applied after --config: train.budget_hours=0.5 "
+    add_plugin_and_override_arguments(
+        parser,
+        "recipe overrides in dotted form, applied after --config: train.budget_hours=0.5 "
         "'train.betas=[0.9,0.98]' (values are YAML)",
     )
     args = parser.parse_intermixed_args(argv)  # overrides may come before or after options
@@ -96,9 +84,7 @@ def parse_args(argv):
 def main(argv=None):
     # 1. The recipe: defaults <- YAML <- command line.
     args = parse_args(argv)
-    import_modules(args.imports)  # before anything reads an activation name
-    if args.list_activations:
-        print(activations_table())
+    if listed_activations(args):
         return 0
     overrides = list(args.overrides) + ([f"activation={args.activation}"] if args.activation else [])
     cfg = load_recipe(args.config, overrides)
@@ -108,7 +94,7 @@ def main(argv=None):
     if to_train and not args.output_dir:
         raise UserError("--output-dir is required")
     if args.print_config:
-        print(recipe_yaml(cfg, f"defaults <- {args.config} <- command line"), end="")
+        print_resolved_recipe(cfg, args.config)
         return 0
     if args.prepare_only:
         print(format_summary(prepare_corpus(cfg.data).summary))
