@@ -17,36 +17,35 @@ from pathlib import Path
 from bert_helu.glue.tasks import TASKS, GlueTask, missing_files, task_available
 from bert_helu.runtime.config import coerce
 from bert_helu.runtime.errors import UserError
+from bert_helu.runtime.rules import Rule, broken_rule, is_int
 
-# Values each `train` setting must hold: (rule, what the message says).
-_TRAIN_RULES = {
-    "epochs": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "eval_batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "max_length": (lambda v: _is_int(v) and v >= 8, "an integer >= 8"),
+# The recipe's top-level settings and the values each `train` setting must hold.
+_RECIPE_RULES: dict[str, Rule] = {
+    "torch_threads": (lambda v: v is None or (is_int(v) and v >= 1), "a positive integer or null"),
+    "num_workers": (lambda v: v is None or (is_int(v) and v >= 0), "an integer >= 0 or null"),
+}
+_SEEDS_RULE: Rule = (
+    lambda v: isinstance(v, list) and bool(v) and all(is_int(s) and s >= 0 for s in v),
+    "a list of integers >= 0",
+)
+_TRAIN_RULES: dict[str, Rule] = {
+    "epochs": (lambda v: is_int(v) and v >= 1, "a positive integer"),
+    "batch_size": (lambda v: is_int(v) and v >= 1, "a positive integer"),
+    "eval_batch_size": (lambda v: is_int(v) and v >= 1, "a positive integer"),
+    "max_length": (lambda v: is_int(v) and v >= 8, "an integer >= 8"),
     "lr": (lambda v: v > 0, "> 0"),
     "weight_decay": (lambda v: v >= 0, ">= 0"),
     "warmup_ratio": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "grad_clip": (lambda v: v >= 0, ">= 0 (0: no clipping)"),
-    "max_train_examples": (lambda v: v is None or (_is_int(v) and v >= 1), "null or a positive integer"),
-    "max_eval_examples": (lambda v: v is None or (_is_int(v) and v >= 1), "null or a positive integer"),
+    "max_train_examples": (lambda v: v is None or (is_int(v) and v >= 1), "null or a positive integer"),
+    "max_eval_examples": (lambda v: v is None or (is_int(v) and v >= 1), "null or a positive integer"),
 }
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_recipe(cfg, train_defaults: dict, task_keys: set[str]) -> None:
     """Values the recipe loader cannot judge by type (it knows no per-task keys, nor ranges)."""
-    threads = cfg.torch_threads
-    if threads is not None and (not _is_int(threads) or threads < 1):
-        raise UserError(f"recipe: torch_threads must be a positive integer or null, got {threads!r}")
-    workers = cfg.num_workers
-    if workers is not None and (not _is_int(workers) or workers < 0):
-        raise UserError(f"recipe: num_workers must be an integer >= 0 or null, got {workers!r}")
-    _check_seeds(cfg.seeds, "seeds")
-    _check_train(cfg.train, "train")
+    _check(cfg, {**_RECIPE_RULES, "seeds": _SEEDS_RULE})
+    _check(cfg.train, _TRAIN_RULES, "train.")
     for name, overrides in (cfg.tasks or {}).items():
         where = f"tasks.{name}"
         if name not in TASKS:
@@ -61,23 +60,17 @@ def check_recipe(cfg, train_defaults: dict, task_keys: set[str]) -> None:
             raise UserError(f"recipe: {where}: unknown key(s) {', '.join(sorted(unknown))} (known: {known})")
         for key in set(overrides) & set(train_defaults):
             overrides[key] = coerce(f"{where}.{key}", train_defaults[key], overrides[key], "recipe")
-        _check_train({**cfg.train, **overrides}, where)
-        if "seeds" in overrides:
-            _check_seeds(overrides["seeds"], f"{where}.seeds")
+        _check({**cfg.train, **overrides}, {**_TRAIN_RULES, "seeds": _SEEDS_RULE}, f"{where}.")
         init_from = overrides.get("init_from")
         if init_from is not None and init_from not in TASKS:
             raise UserError(f"recipe: {where}.init_from: unknown GLUE task {init_from!r}")
 
 
-def _check_train(train: dict, where: str) -> None:
-    for key, (ok, expected) in _TRAIN_RULES.items():
-        if key in train and not ok(train[key]):
-            raise UserError(f"recipe: {where}.{key} must be {expected}, got {train[key]!r}")
-
-
-def _check_seeds(seeds, where: str) -> None:
-    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and s >= 0 for s in seeds):
-        raise UserError(f"recipe: {where} must be a list of integers >= 0, got {seeds!r}")
+def _check(values: dict, rules: dict[str, Rule], where: str = "") -> None:
+    broken = broken_rule(values, rules)
+    if broken:
+        key, value, expected = broken
+        raise UserError(f"recipe: {where}{key} must be {expected}, got {value!r}")
 
 
 def check_glue_dir(glue_dir, tasks: list[GlueTask]) -> tuple[list[GlueTask], list[GlueTask]]:
@@ -105,7 +98,7 @@ def check_checkpoint(path: Path, max_lengths: dict[str, int]) -> None:
         raise UserError(f"{path}: no *.safetensors weights (bert_helu never loads pickled .bin files)")
     positions = getattr(config, "max_position_embeddings", None)
     for where, length in max_lengths.items():
-        if _is_int(positions) and length > positions:
+        if is_int(positions) and length > positions:
             raise UserError(f"recipe: {where} {length} is longer than the {positions} positions of {path}")
 
 
