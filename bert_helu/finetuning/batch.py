@@ -33,6 +33,7 @@ from bert_helu.glue.tasks import GlueSplits, load_task, missing_files
 from bert_helu.runtime.errors import UserError
 from bert_helu.runtime.identity import checkpoint_digest
 from bert_helu.runtime.precision import resolve_mixed_precision
+from bert_helu.runtime.processes import make_accelerator
 from bert_helu.runtime.trackers import tracker_names
 
 log = logging.getLogger(__name__)
@@ -130,13 +131,9 @@ def _whole(report: BatchReport, processes: Processes) -> BatchReport:
 
 
 def _accelerator(precision: str) -> Accelerator:
-    gpu = torch.cuda.is_available()
-    return Accelerator(
-        cpu=not gpu,
-        mixed_precision=precision,
-        # batches come from pinned memory on a GPU: their copy need not wait for the step before
-        dataloader_config=DataLoaderConfiguration(non_blocking=gpu),
-    )
+    # batches come from pinned memory on a GPU: their copy need not wait for the step before
+    non_blocking = torch.cuda.is_available()
+    return make_accelerator(precision, dataloader_config=DataLoaderConfiguration(non_blocking=non_blocking))
 
 
 def _checked_inputs(
