@@ -8,7 +8,6 @@ always one process on one device (several processes share out whole runs: bert_h
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -33,6 +32,7 @@ from bert_helu.models.encoders import activation_of, load_model, save_model
 from bert_helu.models.int8 import quantize_int8
 from bert_helu.models.optimizer import decay_groups
 from bert_helu.runtime.errors import UserError, first_line
+from bert_helu.runtime.hashing import text_digest
 from bert_helu.runtime.paths import display_path
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def tokenize(ds: Dataset, tokenizer, max_length: int) -> Dataset:
     # An explicit fingerprint: otherwise datasets hashes the whole tokenizer with dill on every call
     # (seconds each, more than the tokenisation itself).
     key = f"{ds._fingerprint}-{tokenizer.name_or_path}-{len(tokenizer)}-{max_length}"
-    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    fingerprint = text_digest(key)
     return ds.map(encode, batched=True, remove_columns=["text_a", "text_b"], new_fingerprint=fingerprint)
 
 
