@@ -196,7 +196,10 @@ class RunLog:
             atomic_write_json(self.dir / "summary.json", summary)
             self.metrics.close()
             if self.trackers:
-                self.acc.end_training()
+                # the trackers only: accelerate's end_training would also tear down the process group
+                # here, on the main process alone, while the others still talk to it
+                for tracker in self.acc.trackers:
+                    tracker.finish()
             self.print(
                 f"done: {state.step} steps, {summary['tokens_seen']:,} tokens, validation MLM loss "
                 f"{summary['final_validation_loss']}; model in {self.dir / 'final'}"
