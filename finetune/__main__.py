@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 from pathlib import Path
 
-from bert_helu.activations.plugins import (
-    activations_table,
-    add_import_argument,
-    add_list_argument,
-    import_modules,
-)
 from bert_helu.finetuning.batch import run_batch
 from bert_helu.finetuning.recipe import DEFAULTS, task_recipe, validate_recipe
 from bert_helu.glue.submission import describe, write_submission
 from bert_helu.glue.tasks import TASKS, resolve_tasks
 from bert_helu.models.hub import add_push_argument, check_push_access, push_checkpoint
-from bert_helu.runtime.config import load_config, recipe_yaml
+from bert_helu.runtime.cli import (
+    add_config_argument,
+    add_plugin_and_override_arguments,
+    add_print_config_argument,
+    listed_activations,
+    print_resolved_recipe,
+    program_parser,
+)
+from bert_helu.runtime.config import load_config
 from bert_helu.runtime.errors import UserError, cli_entry
 from bert_helu.runtime.named_checkpoints import parse_checkpoints
 
@@ -43,12 +44,7 @@ and a run's results do not depend on N."""
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m finetune",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = program_parser("python -m finetune", DESCRIPTION, EPILOG)
     parser.add_argument(
         "--checkpoints",
         nargs="+",
@@ -74,10 +70,9 @@ def parse_args(argv):
     parser.add_argument(
         "--output-dir", metavar="DIR", default="results", help="where results go (default: results)"
     )
-    parser.add_argument(
-        "--config",
-        metavar="YAML",
-        help="a recipe (configs/finetune/*.yaml); default: the built-in settings, listed with their "
+    add_config_argument(
+        parser,
+        "a recipe (configs/finetune/*.yaml); default: the built-in settings, listed with their "
         "meaning in docs/config.md",
     )
     parser.add_argument(
@@ -104,19 +99,12 @@ def parse_args(argv):
         help="which seed's test predictions go into the submission: 'best' (default: the seed with "
         "the best dev score per task) or a seed number",
     )
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the resolved recipe (defaults <- --config <- overrides <- flags) as YAML, then exit",
+    add_print_config_argument(
+        parser, "print the resolved recipe (defaults <- --config <- overrides <- flags) as YAML, then exit"
     )
     add_push_argument(parser, "the fine-tuned model (one checkpoint, task and seed; implies --save-models)")
-    add_import_argument(parser)
-    add_list_argument(parser)
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="key=value",
-        help="recipe overrides in dotted form: train.epochs=2 tasks.rte.lr=2e-5 (values are YAML)",
+    add_plugin_and_override_arguments(
+        parser, "recipe overrides in dotted form: train.epochs=2 tasks.rte.lr=2e-5 (values are YAML)"
     )
     args = parser.parse_args(argv)
     # --checkpoints/--seeds take every word after them, so overrides written there are moved back
@@ -143,9 +131,7 @@ def _split_overrides(words: list[str]) -> tuple[list[str], list[str]]:
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    import_modules(args.imports)  # before any checkpoint names its activation
-    if args.list_activations:
-        print(activations_table())
+    if listed_activations(args):
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # quiet per-model load reports ("newly initialised classifier") and per-split progress bars:
@@ -163,7 +149,7 @@ def main(argv=None):
     cfg.save_model = cfg.save_model or args.save_models or bool(args.push_to_hub)
     validate_recipe(cfg)  # every value, before torch is configured
     if args.print_config:
-        print(recipe_yaml(cfg, f"defaults <- {args.config or '(no --config)'} <- command line"), end="")
+        print_resolved_recipe(cfg, args.config)
         return 0
     if cfg.torch_threads:
         import torch
