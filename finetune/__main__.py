@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from pathlib import Path
 
-from bert_helu.finetuning.batch import run_batch
 from bert_helu.finetuning.recipe import DEFAULTS, task_recipe, validate_recipe
-from bert_helu.glue.submission import describe, write_submission
 from bert_helu.glue.tasks import TASKS, resolve_tasks
-from bert_helu.models.hub import add_push_argument, check_push_access, push_checkpoint
+from bert_helu.models.hub import add_push_argument, check_push_access
 from bert_helu.runtime.cli import (
     add_config_argument,
     add_plugin_and_override_arguments,
@@ -23,6 +19,7 @@ from bert_helu.runtime.cli import (
 from bert_helu.runtime.config import load_config
 from bert_helu.runtime.errors import UserError, cli_entry
 from bert_helu.runtime.named_checkpoints import parse_checkpoints
+from finetune.batch import report_batch, run_batch
 
 DESCRIPTION = """Fine-tune pretrained checkpoints on GLUE tasks, every checkpoint x task x seed, and write one
 results.json per run (dev-set metrics after each epoch; the last epoch is the reported result)."""
@@ -161,41 +158,13 @@ def main(argv=None):
     if args.push_to_hub:  # before any training: one model to push, and a Hub that will take it
         pushed = _model_to_push(checkpoints, tasks, cfg, args.seeds, Path(args.output_dir))
         check_push_access(args.push_to_hub)
-    # 3. run them (finished ones skipped), then say what happened
+    # 3. the batch, step by step in finetune/batch.py: runs (finished ones skipped), then its report
     output_dir = Path(args.output_dir)
     report = run_batch(checkpoints, tasks, cfg, output_dir, args.glue_dir, args.seeds, args.predict_test)
-    if not report.main:
-        # one of several processes: the first writes the submissions and the summary, and its exit
-        # status is the batch's (a launcher stops the others as soon as one exits with a failure)
-        return 0
-    # 4. with --predict-test: each checkpoint's GLUE server submission from its chosen seeds
-    if args.predict_test:
-        seed = None if args.submission_seed == "best" else int(args.submission_seed)
-        for checkpoint in checkpoints:
-            print(
-                describe(checkpoint.name, write_submission(output_dir, checkpoint.name, seed)),
-                file=sys.stderr,
-            )
-    print(
-        f"{report.total} runs: {len(report.finished)} finished now, {report.skipped_done} already done, "
-        f"{len(report.failed)} failed"
-        + (f"; no data for: {', '.join(report.unavailable)}" if report.unavailable else ""),
-        file=sys.stderr,
-    )
-    for run, message in report.failed:
-        print(f"failed: {run}: {message}", file=sys.stderr)
-    if report.failed:
-        raise SystemExit(1)
-    if args.push_to_hub and int(os.environ.get("RANK", "0")) == 0:
-        if not (pushed / "config.json").is_file():
-            raise UserError(
-                f"--push-to-hub: no fine-tuned model in {pushed} (a run finished earlier without "
-                "--save-models, or its task has no data); fine-tune it into another --output-dir"
-            )
-        run = pushed.parent.relative_to(args.output_dir)
-        url = push_checkpoint(pushed, args.push_to_hub, f"bert-helu finetune: {run}")
-        print(f"pushed {pushed} to {url}", file=sys.stderr)
-    return 0
+    seed = None if args.submission_seed == "best" else int(args.submission_seed)
+    push = (pushed, args.push_to_hub) if args.push_to_hub else None
+    # an exit status, not a return value: ``python -m finetune`` runs main() without sys.exit
+    raise SystemExit(report_batch(report, checkpoints, output_dir, args.predict_test, seed, push))
 
 
 def _model_to_push(checkpoints, tasks, cfg, cli_seeds, output_dir: Path) -> Path:

@@ -20,6 +20,7 @@ from bert_helu.runtime.cli import (
 )
 from bert_helu.runtime.errors import UserError, cli_entry
 from bert_helu.runtime.locks import RunDirLock
+from bert_helu.runtime.progress import quiet_dataset_bars_off_terminal
 
 DESCRIPTION = """Pretrain a BERT (masked language modelling) with the activation of your choice under a
 step or wall-clock budget, and get a Hugging Face checkpoint in <output-dir>/final/."""
@@ -96,6 +97,7 @@ def main(argv=None):
     if args.print_config:
         print_resolved_recipe(cfg, args.config)
         return 0
+    quiet_dataset_bars_off_terminal()  # corpus preparation draws one bar per pass over the data
     if args.prepare_only:
         print(format_summary(prepare_corpus(cfg.data).summary))
         return 0

@@ -27,10 +27,20 @@ import torch
 def bench_ours(checkpoint: Path, task, data, examples: int, seed: int) -> float:
     from accelerate import Accelerator
 
-    from bert_helu.finetuning.run import TRAIN_DEFAULTS, RunSettings, finetune
+    from bert_helu.finetuning.plan import Run
+    from bert_helu.finetuning.recipe import DEFAULTS, task_recipe
+    from bert_helu.finetuning.run import FineTuneRun
+    from bert_helu.runtime.config import load_config
+    from bert_helu.runtime.named_checkpoints import NamedCheckpoint
 
-    train = {**TRAIN_DEFAULTS, "epochs": 1, "max_train_examples": examples, "max_eval_examples": 16}
-    outcome = finetune(checkpoint, task, seed, data, RunSettings(train=train), Accelerator())
+    overrides = ["train.epochs=1", f"train.max_train_examples={examples}", "train.max_eval_examples=16"]
+    recipe = task_recipe(load_config(DEFAULTS, None, overrides), task)
+    with tempfile.TemporaryDirectory() as out:  # nothing is saved there: the run is not saved
+        run = Run(NamedCheckpoint("bench", checkpoint), recipe, seed, root=Path(out), identity={})
+        finetuning = FineTuneRun(run, data, Accelerator())
+        finetuning.setup()
+        finetuning.train()
+        outcome = finetuning.evaluate()
     return next(iter(outcome.results.values()))["train_examples_per_second"]
 
 

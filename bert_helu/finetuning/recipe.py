@@ -1,13 +1,59 @@
-"""The fine-tuning recipe: its keys with their defaults and meaning, and each task's settings resolved
-from it (``train`` with the task's ``tasks.<name>`` overrides)."""
+"""The fine-tuning recipe: its keys with their defaults and meaning, one run's settings
+(``RunSettings``), and each task's settings resolved from the recipe (``train`` with the task's
+``tasks.<name>`` overrides)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from bert_helu.finetuning.inputs import check_recipe
-from bert_helu.finetuning.run import TRAIN_DEFAULTS, TRAIN_KEY_HELP, RunSettings
 from bert_helu.glue.tasks import GlueTask
+
+# The settings of one fine-tuning run; a recipe sets them under `train:` and per task under `tasks:`.
+TRAIN_DEFAULTS = {
+    "epochs": 5,
+    "batch_size": 16,
+    "lr": 4e-5,
+    "weight_decay": 0.01,
+    "scheduler": "cosine",
+    "warmup_ratio": 0.1,
+    "max_length": 128,
+    "grad_clip": 1.0,
+    "eval_batch_size": 64,
+    "group_by_length": True,
+    "max_train_examples": None,  # cap (a fixed random subset, the same for every seed/checkpoint)
+    "max_eval_examples": None,
+}
+
+# One line per TRAIN_DEFAULTS key (docs/config.md; a test fails when a key has none).
+TRAIN_KEY_HELP = {
+    "epochs": "passes over the training set; the dev set is evaluated after each, the last one is reported",
+    "batch_size": "training examples per optimizer step (a run is one process, however many are launched)",
+    "lr": "peak learning rate (AdamW)",
+    "weight_decay": "AdamW weight decay (not applied to biases and LayerNorm weights)",
+    "scheduler": "learning-rate schedule, a transformers get_scheduler name: linear, cosine, constant, "
+    "constant_with_warmup, polynomial, ...",
+    "warmup_ratio": "linear warm-up over this share of the training steps",
+    "max_length": "tokens per example at most (longer ones are cut); batches are padded to their longest",
+    "grad_clip": "clip the gradient norm to this value; 0: no clipping",
+    "eval_batch_size": "examples per evaluation batch",
+    "group_by_length": "batch examples of similar length together (less padding, faster; the order stays "
+    "random between batches), as the Hugging Face Trainer's group_by_length",
+    "max_train_examples": "train on at most this many examples: a fixed random subset, the same for every "
+    "seed and checkpoint; null: all",
+    "max_eval_examples": "evaluate on at most this many dev examples (a fixed random subset); null: all",
+}
+
+
+@dataclass
+class RunSettings:
+    train: dict  # TRAIN_DEFAULTS' keys
+    int8: bool = False  # also evaluate the model after dynamic INT8 quantisation
+    tokenizer: str | None = None  # instead of the checkpoint's own
+    # DataLoader worker processes; not part of a run's identity: they collate batches (padding), the
+    # sampler and its random order stay in the main process, so the results do not depend on them
+    num_workers: int = 0
+
 
 DEFAULTS = {
     "seeds": [42],
@@ -67,7 +113,7 @@ class TaskRecipe:
     """One task's resolved recipe, computed once per batch."""
 
     task: GlueTask
-    settings: RunSettings  # what finetuning.finetune takes
+    settings: RunSettings  # what a FineTuneRun trains with
     seeds: tuple[int, ...]
     save_model: bool
     init_from: str | None  # a task whose fine-tuned model (same checkpoint, seed) starts this one

@@ -9,14 +9,24 @@ run done.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from bert_helu.finetuning.plan import Run
-from bert_helu.finetuning.run import RunOutcome
 from bert_helu.glue.predictions import FILE_NAME as PREDICTIONS_FILE
 from bert_helu.glue.predictions import write_predictions
 from bert_helu.glue.submission import SubmissionTestSets
 from bert_helu.models.provenance import pretraining_provenance
 from bert_helu.runtime.atomic import atomic_write_json
 from bert_helu.runtime.paths import display_path
+
+
+@dataclass
+class RunOutcome:
+    """What a finished run reports, before it is written."""
+
+    results: dict[str, dict]  # reported task name -> results.json content
+    dev_predictions: dict = field(default_factory=dict)  # reported name -> per-example dev predictions
+    test_predictions: dict = field(default_factory=dict)  # submission file -> test-set predictions
 
 
 def write_run_files(run: Run, outcome: RunOutcome, test_sets: SubmissionTestSets) -> list[str]:

@@ -1,4 +1,8 @@
-"""Fine-tune one checkpoint on one GLUE task with one seed, and evaluate it (full precision and INT8).
+"""One fine-tuning run (a checkpoint, a GLUE task, a seed) as one object, ``FineTuneRun``, whose
+steps the batch (finetune/batch.py) calls in order: ``setup`` (tokenizer, model, encoded splits,
+loaders, optimizer, schedule, tracker), ``train`` (the epochs, each followed by a dev evaluation),
+``evaluate`` (the trained model: INT8 metrics and test-set predictions when asked) and ``save``
+(the model when asked, then the results files). The run's state lives on the object between steps.
 
 The checkpoint's training activation is kept (``load_model`` restores HeLU). Batches are padded
 dynamically and grouped by length, which is where most of the speed over a pad-to-128 loop comes
@@ -11,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,70 +28,205 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedModel, get_scheduler
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from bert_helu.finetuning.plan import Run
+from bert_helu.finetuning.results import RunOutcome, write_run_files
+from bert_helu.finetuning.tracking import RunTracker
+from bert_helu.glue.encoding import tokenize
 from bert_helu.glue.metrics import compute_metrics
 from bert_helu.glue.predictions import from_eval
+from bert_helu.glue.submission import SubmissionTestSets
 from bert_helu.glue.tasks import GlueSplits, GlueTask
 from bert_helu.models.card import finetuned_card
 from bert_helu.models.encoders import activation_of, load_model, save_model
 from bert_helu.models.int8 import quantize_int8
 from bert_helu.models.optimizer import decay_groups
 from bert_helu.runtime.errors import UserError, first_line
-from bert_helu.runtime.hashing import text_digest
 from bert_helu.runtime.paths import display_path
+from bert_helu.runtime.trackers import tracker_names
 
 log = logging.getLogger(__name__)
 
-# The settings of one fine-tuning run; a recipe sets them under `train:` and per task under `tasks:`.
-TRAIN_DEFAULTS = {
-    "epochs": 5,
-    "batch_size": 16,
-    "lr": 4e-5,
-    "weight_decay": 0.01,
-    "scheduler": "cosine",
-    "warmup_ratio": 0.1,
-    "max_length": 128,
-    "grad_clip": 1.0,
-    "eval_batch_size": 64,
-    "group_by_length": True,
-    "max_train_examples": None,  # cap (a fixed random subset, the same for every seed/checkpoint)
-    "max_eval_examples": None,
-}
 
-# One line per TRAIN_DEFAULTS key (docs/config.md; a test fails when a key has none).
-TRAIN_KEY_HELP = {
-    "epochs": "passes over the training set; the dev set is evaluated after each, the last one is reported",
-    "batch_size": "training examples per optimizer step (a run is one process, however many are launched)",
-    "lr": "peak learning rate (AdamW)",
-    "weight_decay": "AdamW weight decay (not applied to biases and LayerNorm weights)",
-    "scheduler": "learning-rate schedule, a transformers get_scheduler name: linear, cosine, constant, "
-    "constant_with_warmup, polynomial, ...",
-    "warmup_ratio": "linear warm-up over this share of the training steps",
-    "max_length": "tokens per example at most (longer ones are cut); batches are padded to their longest",
-    "grad_clip": "clip the gradient norm to this value; 0: no clipping",
-    "eval_batch_size": "examples per evaluation batch",
-    "group_by_length": "batch examples of similar length together (less padding, faster; the order stays "
-    "random between batches), as the Hugging Face Trainer's group_by_length",
-    "max_train_examples": "train on at most this many examples: a fixed random subset, the same for every "
-    "seed and checkpoint; null: all",
-    "max_eval_examples": "evaluate on at most this many dev examples (a fixed random subset); null: all",
-}
+class FineTuneRun:
+    """One planned run (bert_helu.finetuning.plan.Run) on ``data``, its task's GLUE splits, with a
+    fresh ``accelerator``; ``workers``: DataLoader workers; ``logging``: the recipe's ``logging``
+    section (None: no tracker); ``glue_dir``: where its test sets are, when it predicts them."""
 
+    def __init__(
+        self, run: Run, data: GlueSplits, accelerator: Accelerator, *, workers=0, logging=None, glue_dir=None
+    ):
+        self.run, self.data, self.accelerator = run, data, accelerator
+        self.task, self.seed, self.checkpoint = run.task, run.seed, Path(run.checkpoint.path)
+        self.settings = replace(run.recipe.settings, num_workers=workers)
+        self.cfg = self.settings.train
+        self.logging, self.glue_dir = logging, glue_dir
+        self.main = accelerator.is_main_process
+        self.tracker = None
+        self.history: list[dict] = []  # {"epoch", "metrics": {split: metrics}} per epoch
+        self.last_predictions: dict = {}  # split -> (predictions, labels) of the last epoch
+        self.train_seconds = 0.0  # training time, evaluation excluded
+        self.examples_seen = 0  # training examples seen by all processes
+        self.outcome: RunOutcome | None = None
 
-@dataclass
-class RunSettings:
-    train: dict  # TRAIN_DEFAULTS' keys
-    int8: bool = False  # also evaluate the model after dynamic INT8 quantisation
-    tokenizer: str | None = None  # instead of the checkpoint's own
-    # DataLoader worker processes; not part of a run's identity: they collate batches (padding), the
-    # sampler and its random order stay in the main process, so the results do not depend on them
-    num_workers: int = 0
+    def setup(self) -> None:
+        """Everything the epochs need, in the order that fixes the run's random numbers."""
+        # read before training: a bad test file fails the run before its training
+        self.test_sets = SubmissionTestSets(self.run.submissions, self.glue_dir)
+        self.init_dir = self.run.init_dir()
+        set_seed(self.seed)  # before the head is initialised: the seed decides head weights and data order
+        self.model = load_for_task(self.checkpoint, self.task, self.init_dir)
+        self.tokenizer = checkpoint_tokenizer(self.checkpoint, self.settings.tokenizer)
+        self.activation = activation_of(self.model)
+        self.splits = encode_splits(self.data, self.tokenizer, self.cfg, self.model, self.checkpoint)
+        cfg, workers, pin = self.cfg, self.settings.num_workers, self.accelerator.device.type == "cuda"
+        train_dl = train_loader(
+            self.splits.train,
+            self.tokenizer,
+            cfg["batch_size"],
+            self.seed,
+            cfg["group_by_length"],
+            workers,
+            pin,
+        )
+        eval_dls = {
+            name: eval_loader(ds, self.tokenizer, cfg["eval_batch_size"], workers, pin)
+            for name, ds in self.splits.evals.items()
+        }
+        optimizer = build_optimizer(self.model, cfg["lr"], cfg["weight_decay"])
+        self.steps = cfg["epochs"] * math.ceil(len(self.splits.train) / cfg["batch_size"])
+        scheduler = get_scheduler(
+            cfg["scheduler"],
+            optimizer,
+            num_warmup_steps=int(cfg["warmup_ratio"] * self.steps),
+            num_training_steps=self.steps,
+        )
+        self.model, self.optimizer, self.train_dl, self.scheduler, *eval_list = self.accelerator.prepare(
+            self.model, optimizer, train_dl, scheduler, *eval_dls.values()
+        )
+        self.eval_dls = dict(zip(eval_dls, eval_list, strict=True))
+        if self.main and self.logging and tracker_names(self.logging):
+            self.tracker = RunTracker(
+                self.logging, self.run.dir, str(self.run), self.run.checkpoint.name, self.task.name, cfg
+            )
 
+    def train(self) -> None:
+        """The epochs, each followed by an evaluation of the dev sets (the last one is reported)."""
+        for epoch in range(1, self.cfg["epochs"] + 1):
+            start = time.perf_counter()
+            self.examples_seen += self.train_epoch(epoch)
+            self.train_seconds += time.perf_counter() - start
+            metrics = dev_metrics(
+                self.model, self.eval_dls, self.task, self.accelerator, self.last_predictions
+            )
+            self.history.append({"epoch": epoch, "metrics": metrics})
+            if self.tracker:
+                self.tracker.epoch(epoch, metrics)
+            log.info("%s %s seed %d epoch %d: %s", self.checkpoint, self.task.name, self.seed, epoch, metrics)
 
-@dataclass
-class RunOutcome:
-    results: dict[str, dict]  # reported task name -> results.json content
-    dev_predictions: dict = field(default_factory=dict)  # reported name -> per-example dev predictions
-    test_predictions: dict = field(default_factory=dict)  # submission file -> test-set predictions
+    def train_epoch(self, epoch: int) -> int:
+        """One pass over the training set; the examples seen by all processes."""
+        model, optimizer, scheduler, accelerator = (
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.accelerator,
+        )
+        grad_clip = self.cfg["grad_clip"]
+        model.train()
+        seen = 0
+        where = f"{self.checkpoint}: {self.task.name} seed {self.seed}"
+        losses = LossWindow(accelerator.device, f"{where}: loss became {{}} in epoch {epoch}")
+        for batch in self.train_dl:
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            if grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            seen += len(batch["labels"]) * accelerator.num_processes
+            losses.add(loss)
+            if self.tracker:
+                self.tracker.step(losses.read, scheduler.get_last_lr()[0])
+        losses.read()
+        return seen
+
+    def evaluate(self) -> RunOutcome:
+        """The trained model's results: the dev metrics of every epoch, INT8 metrics when the recipe
+        asks, the test-set predictions of a GLUE submission when the run makes them."""
+        # without the autocast wrapper accelerate put on forward: the INT8 copy must run in fp32
+        self.trained = self.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
+        self.int8, int8_preds = (
+            int8_metrics(self.trained, self.splits, self.tokenizer, self.task, self.cfg)
+            if self.settings.int8
+            else (None, {})
+        )
+        tests = {}
+        if self.run.submissions and self.main:
+            tests = self.test_sets.predict(
+                self.trained, self.tokenizer, self.task, self.cfg["max_length"], self.cfg["eval_batch_size"]
+            )
+        common = {  # to every reported task's results
+            "seed": self.seed,
+            "checkpoint": display_path(self.checkpoint),
+            "activation": self.activation,
+            "train_settings": dict(self.cfg),
+            "init_from": display_path(self.init_dir) if self.init_dir else None,
+            "mixed_precision": self.accelerator.mixed_precision,
+            "num_processes": self.accelerator.num_processes,
+        }
+        results = {name: self.results_of(name, common) for name in self.splits.evals}
+        predictions = dev_predictions(
+            self.data,
+            self.splits.evals,
+            self.cfg["max_eval_examples"],
+            self.task,
+            self.last_predictions,
+            int8_preds,
+        )
+        self.outcome = RunOutcome(results, dev_predictions=predictions, test_predictions=tests)
+        return self.outcome
+
+    def results_of(self, name: str, common: dict) -> dict:
+        """results.json content of reported task ``name``: the ``common`` facts, then its dev numbers."""
+        history, primary = self.history, self.task.metrics[0]
+        best = max(history, key=lambda h: h["metrics"][name][primary])
+        seconds = self.train_seconds
+        result = {
+            "task": name,
+            **common,
+            "metrics": history[-1]["metrics"][name],  # the last epoch is the reported result
+            "epoch": history[-1]["epoch"],
+            "best_epoch": {"epoch": best["epoch"], "metrics": best["metrics"][name], "selected_by": primary},
+            "history": [{"epoch": h["epoch"], "metrics": h["metrics"][name]} for h in history],
+            "num_train_examples": len(self.splits.train),
+            "num_eval_examples": len(self.splits.evals[name]),
+            "train_seconds": round(seconds, 2),
+            "train_examples_per_second": round(self.examples_seen / seconds, 2) if seconds else None,
+            "global_batch_size": self.cfg["batch_size"],  # per optimizer step, over all processes
+            "optimizer_steps": self.steps,
+        }
+        if self.int8 is not None:
+            result["int8"] = {"metrics": self.int8[name], "method": "torch.ao dynamic qint8, nn.Linear"}
+        return result
+
+    def save(self) -> list[str]:
+        """The fine-tuned model with its card when the recipe keeps it, then the results files, the
+        last of which marks the run done (main process); one line per file written."""
+        if self.run.model_dir is not None and self.main:
+            card = finetuned_card(
+                self.trained, base=self.checkpoint, task=self.task, seed=self.seed,
+                location=str(self.run.model_dir), train=self.cfg, dev_metrics=self.history[-1]["metrics"],
+                int8_metrics=self.int8, train_examples=len(self.splits.train),
+            )  # fmt: skip
+            save_model(self.trained, self.run.model_dir, tokenizer=self.tokenizer, card=card)
+        self.accelerator.wait_for_everyone()
+        return write_run_files(self.run, self.outcome, self.test_sets) if self.main else []
+
+    def close(self) -> None:
+        """The tracker's files closed, whether the run finished or failed."""
+        if self.tracker:
+            self.tracker.close()
 
 
 # ----------------------------------------------------------------------------------- data
@@ -108,18 +247,6 @@ def subset(ds: Dataset, limit: int | None) -> Dataset:
     if limit is None or limit >= len(ds):
         return ds
     return ds.shuffle(seed=0).select(range(limit))
-
-
-def tokenize(ds: Dataset, tokenizer, max_length: int) -> Dataset:
-    def encode(batch):
-        pair = batch["text_b"] if batch["text_b"][0] is not None else None
-        return tokenizer(batch["text_a"], pair, truncation=True, max_length=max_length)
-
-    # An explicit fingerprint: otherwise datasets hashes the whole tokenizer with dill on every call
-    # (seconds each, more than the tokenisation itself).
-    key = f"{ds._fingerprint}-{tokenizer.name_or_path}-{len(tokenizer)}-{max_length}"
-    fingerprint = text_digest(key)
-    return ds.map(encode, batched=True, remove_columns=["text_a", "text_b"], new_fingerprint=fingerprint)
 
 
 def check_vocab(ds: Dataset, model: PreTrainedModel, checkpoint: Path, tokenizer) -> None:
@@ -222,65 +349,6 @@ def load_for_task(checkpoint: Path, task: GlueTask, init_dir: Path | None) -> Pr
     return model
 
 
-def finetune(
-    checkpoint: Path,
-    task: GlueTask,
-    seed: int,
-    data: GlueSplits,
-    settings: RunSettings,
-    accelerator: Accelerator,
-    model_dir: Path | None = None,
-    init_dir: Path | None = None,
-    tracker=None,
-    after_training=None,
-) -> RunOutcome:
-    """Train ``checkpoint`` on ``task`` and evaluate on its dev set(s) after every epoch.
-
-    ``model_dir``: where to keep the fine-tuned model; ``init_dir``: a fine-tuned model to start from
-    instead (its head replaced). ``tracker`` (a ``finetune_tracking.RunTracker``) receives the loss,
-    learning rate and dev metrics; ``after_training(model, tokenizer)``, called on the main process
-    with the trained model, returns the outcome's ``test_predictions`` (the batch predicts GLUE test
-    sets with it).
-    """
-    cfg = settings.train
-    set_seed(seed)  # before the head is initialised: the seed decides head weights and data order
-    model = load_for_task(checkpoint, task, init_dir)
-    tokenizer = checkpoint_tokenizer(checkpoint, settings.tokenizer)
-    activation = activation_of(model)
-    splits = encode_splits(data, tokenizer, cfg, model, checkpoint)
-    model, training = train_and_evaluate(
-        model, tokenizer, splits, checkpoint, task, seed, cfg, accelerator, tracker, settings.num_workers
-    )
-
-    # without the autocast wrapper accelerate put on forward: the INT8 copy must run in fp32
-    trained = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-    int8, int8_preds = int8_metrics(trained, splits, tokenizer, task, cfg) if settings.int8 else (None, {})
-    main = accelerator.is_main_process
-    test_predictions = after_training(trained, tokenizer) if after_training and main else {}
-    if model_dir is not None and main:
-        card = finetuned_card(
-            trained, base=Path(checkpoint), task=task, seed=seed, location=str(model_dir), train=cfg,
-            dev_metrics=training.history[-1]["metrics"], int8_metrics=int8, train_examples=len(splits.train),
-        )  # fmt: skip
-        save_model(trained, model_dir, tokenizer=tokenizer, card=card)
-    accelerator.wait_for_everyone()
-
-    common = {  # to every reported task's results
-        "seed": seed,
-        "checkpoint": display_path(checkpoint),
-        "activation": activation,
-        "train_settings": dict(cfg),
-        "init_from": display_path(init_dir) if init_dir else None,
-        "mixed_precision": accelerator.mixed_precision,
-        "num_processes": accelerator.num_processes,
-    }
-    results = split_results(common, task, splits, training, cfg, int8)
-    predictions = dev_predictions(
-        data, splits.evals, cfg["max_eval_examples"], task, training.predictions, int8_preds
-    )
-    return RunOutcome(results, dev_predictions=predictions, test_predictions=test_predictions)
-
-
 @dataclass
 class EncodedSplits:
     train: Dataset
@@ -297,88 +365,6 @@ def encode_splits(data: GlueSplits, tokenizer, cfg: dict, model: PreTrainedModel
     for ds in (train, *evals.values()):
         check_vocab(ds, model, checkpoint, tokenizer)
     return EncodedSplits(train, evals)
-
-
-@dataclass
-class Training:
-    """What the epochs left: dev metrics per epoch, the last epoch's dev predictions, the clock."""
-
-    steps: int  # optimizer steps of the whole run
-    history: list[dict] = field(default_factory=list)  # {"epoch", "metrics": {split: metrics}}
-    predictions: dict = field(default_factory=dict)  # split -> (predictions, labels), last epoch
-    seconds: float = 0.0  # training time, evaluation excluded
-    examples: int = 0  # training examples seen by all processes
-
-
-def train_and_evaluate(
-    model,
-    tokenizer,
-    splits: EncodedSplits,
-    checkpoint: Path,
-    task: GlueTask,
-    seed: int,
-    cfg: dict,
-    accelerator: Accelerator,
-    tracker,
-    workers: int = 0,
-) -> tuple[nn.Module, Training]:
-    """The epochs, each followed by an evaluation of the dev sets; the model as accelerate prepared it."""
-    pin = accelerator.device.type == "cuda"
-    train_dl = train_loader(
-        splits.train, tokenizer, cfg["batch_size"], seed, cfg["group_by_length"], workers, pin
-    )
-    eval_dls = {
-        name: eval_loader(ds, tokenizer, cfg["eval_batch_size"], workers, pin)
-        for name, ds in splits.evals.items()
-    }
-    optimizer = build_optimizer(model, cfg["lr"], cfg["weight_decay"])
-    steps = cfg["epochs"] * math.ceil(len(splits.train) / cfg["batch_size"])
-    scheduler = get_scheduler(
-        cfg["scheduler"],
-        optimizer,
-        num_warmup_steps=int(cfg["warmup_ratio"] * steps),
-        num_training_steps=steps,
-    )
-    model, optimizer, train_dl, scheduler, *eval_list = accelerator.prepare(
-        model, optimizer, train_dl, scheduler, *eval_dls.values()
-    )
-    eval_dls = dict(zip(eval_dls, eval_list, strict=True))
-    training = Training(steps)
-    where = f"{checkpoint}: {task.name} seed {seed}"
-    for epoch in range(1, cfg["epochs"] + 1):
-        start = time.perf_counter()
-        training.examples += train_epoch(
-            model, train_dl, optimizer, scheduler, cfg["grad_clip"], accelerator, tracker, where, epoch
-        )
-        training.seconds += time.perf_counter() - start
-        metrics = dev_metrics(model, eval_dls, task, accelerator, training.predictions)
-        training.history.append({"epoch": epoch, "metrics": metrics})
-        if tracker:
-            tracker.epoch(epoch, metrics)
-        log.info("%s %s seed %d epoch %d: %s", checkpoint, task.name, seed, epoch, metrics)
-    return model, training
-
-
-def train_epoch(model, loader, optimizer, scheduler, grad_clip, accelerator, tracker, where, epoch) -> int:
-    """One pass over the training set; the examples seen by all processes (``where``: the run, for the
-    message if the loss diverges)."""
-    model.train()
-    seen = 0
-    losses = LossWindow(accelerator.device, f"{where}: loss became {{}} in epoch {epoch}")
-    for batch in loader:
-        loss = model(**batch).loss
-        accelerator.backward(loss)
-        if grad_clip:
-            accelerator.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        seen += len(batch["labels"]) * accelerator.num_processes
-        losses.add(loss)
-        if tracker:
-            tracker.step(losses.read, scheduler.get_last_lr()[0])
-    losses.read()
-    return seen
 
 
 class LossWindow:
@@ -416,36 +402,6 @@ def int8_metrics(model, splits: EncodedSplits, tokenizer, task: GlueTask, cfg: d
     plain = {name: eval_loader(ds, tokenizer, cfg["eval_batch_size"]) for name, ds in splits.evals.items()}
     predictions = {}
     return dev_metrics(qmodel, plain, task, keep=predictions), predictions
-
-
-def split_results(
-    common: dict, task: GlueTask, splits: EncodedSplits, training: Training, cfg: dict, int8: dict | None
-) -> dict[str, dict]:
-    """results.json content per reported task name: the ``common`` facts, then that dev set's numbers."""
-    history = training.history
-    primary = task.metrics[0]
-    results = {}
-    for name in splits.evals:
-        best = max(history, key=lambda h: h["metrics"][name][primary])
-        results[name] = {
-            "task": name,
-            **common,
-            "metrics": history[-1]["metrics"][name],  # the last epoch is the reported result
-            "epoch": history[-1]["epoch"],
-            "best_epoch": {"epoch": best["epoch"], "metrics": best["metrics"][name], "selected_by": primary},
-            "history": [{"epoch": h["epoch"], "metrics": h["metrics"][name]} for h in history],
-            "num_train_examples": len(splits.train),
-            "num_eval_examples": len(splits.evals[name]),
-            "train_seconds": round(training.seconds, 2),
-            "train_examples_per_second": (
-                round(training.examples / training.seconds, 2) if training.seconds else None
-            ),
-            "global_batch_size": cfg["batch_size"],  # per optimizer step, over all processes
-            "optimizer_steps": training.steps,
-        }
-        if int8 is not None:
-            results[name]["int8"] = {"metrics": int8[name], "method": "torch.ao dynamic qint8, nn.Linear"}
-    return results
 
 
 def dev_predictions(data: GlueSplits, eval_ds, limit, task: GlueTask, full: dict, int8: dict) -> dict:

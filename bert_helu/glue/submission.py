@@ -23,7 +23,7 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding
 
-from bert_helu.finetuning.run import tokenize
+from bert_helu.glue.encoding import tokenize
 from bert_helu.glue.tasks import TASKS, GlueTask
 from bert_helu.glue.test_sets import (
     SUBMISSION_FILES,

@@ -70,3 +70,18 @@ def test_prepare_only_cache_hit_never_imports_torch(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "cache hit" in done.stdout
     assert "HEAVY []" in done.stdout
+
+
+def test_prepare_only_draws_no_bars_where_stderr_is_not_a_terminal(tmp_path, capsys):
+    """A job's log file: ``datasets``' bars (one per pass over the corpus) are redraws joined by
+    carriage returns there, so they are off (pytest's captured stderr is not a terminal)."""
+    import datasets
+
+    datasets.enable_progress_bars()  # another program run in this process may have turned them off
+    try:
+        assert pretrain_main(["--config", str(DEMO), "--prepare-only", *overrides(tmp_path / "cache")]) == 0
+    finally:
+        datasets.enable_progress_bars()
+    captured = capsys.readouterr()
+    assert "built in" in captured.out
+    assert "\r" not in captured.err

@@ -79,15 +79,15 @@ def test_rerun_skips_finished_runs_and_redoes_only_missing(batch, monkeypatch):
     before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json") if p != victim}
     victim.unlink()
     calls = []
-    real = finetuning.finetune
+    real = finetuning.FineTuneRun.setup
     monkeypatch.setattr(
-        "bert_helu.finetuning.batch.finetune", lambda *a, **k: calls.append(a[:3]) or real(*a, **k)
+        finetuning.FineTuneRun, "setup", lambda self: calls.append((self.task.name, self.seed)) or real(self)
     )
     checkpoints = [root / "runs" / "helu" / "final", root / "runs" / "gelu" / "final"]
     code = finetune("--checkpoints", *checkpoints, "--tasks", "mrpc,stsb", "--seeds", 1, 2,
                     "--glue-dir", SAMPLE, "--output-dir", out, "--int8", "--save-models", *FAST)  # fmt: skip
     assert code == 0
-    assert [(c[1].name, c[2]) for c in calls] == [("stsb", 2)]
+    assert calls == [("stsb", 2)]
     assert victim.is_file()
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 
@@ -405,3 +405,30 @@ def test_each_result_keeps_dev_predictions_that_reproduce_its_metrics(batch):
             assert int8 == pytest.approx(result["int8"]["metrics"])
         else:
             assert preds.int8_prediction is None
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_is_a_bar_on_a_terminal_and_one_line_per_run_in_a_log_file(
+    tmp_path, tokenizer, capsys, monkeypatch, terminal
+):
+    """A job's log file (stderr not a terminal, as pytest captures it) gets plain lines: a bar redrawn
+    there is its redraws joined by carriage returns."""
+    ckpt = tiny_checkpoint(tmp_path / "ckpt", tokenizer)
+    capsys.readouterr()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    code = finetune("--checkpoints", ckpt, "--tasks", "rte,stsb", "--seeds", 1, 2, "--glue-dir", SAMPLE,
+                    "--output-dir", tmp_path / "out", *FAST)  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0
+    runs = [f"ckpt/{task}/seed{seed}" for task in ("rte", "stsb") for seed in (1, 2)]
+    if terminal:
+        assert "\r" in err and "fine-tuning: 100%" in err and "4/4" in err
+        assert [run for run in runs if f"done {run}: " in out] == runs and " | run " not in out + err
+    else:
+        assert "\r" not in err
+        done = [line for line in err.splitlines() if line.startswith("done ")]
+        assert [line.split(":")[0].removeprefix("done ") for line in done] == runs
+        for number, line in enumerate(done, 1):
+            assert re.search(
+                rf" \| run {number} of 4, \d+:\d\d:\d\d elapsed, about \d+:\d\d:\d\d left$", line
+            )
