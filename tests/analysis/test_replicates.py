@@ -111,3 +111,15 @@ def test_old_results_find_their_pretraining_in_the_run_dir_if_it_is_still_there(
         )
     found = rows(tmp_path / "results")
     assert list(found) == ["relu-* (relu)"] and found["relu-* (relu)"].cell("rte", "accuracy").n == 2
+
+
+def test_replicates_that_differ_only_in_micro_batch_size_form_one_row(tmp_path):
+    # the global batch is the recipe's; micro-batches only cut it for memory (identity.LOGISTICS)
+    for seed, micro_batch in ((1, 32), (2, 8)):
+        run = tmp_path / "runs" / f"relu-{seed}"
+        (run / "final").mkdir(parents=True)
+        train = {"lr": 1e-3, "global_batch_size": 64, "micro_batch_size": micro_batch}
+        config = {"seed": seed, "activation": "relu", "train": train}
+        (run / "summary.json").write_text(json.dumps({"activation": "relu", "config": config}))
+        write(tmp_path / "results", f"relu-{seed}", "relu", "rte", 7, 0.5, checkpoint=str(run / "final"))
+    assert list(rows(tmp_path / "results")) == ["relu-* (relu)"]
