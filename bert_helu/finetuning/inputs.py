@@ -17,7 +17,7 @@ from pathlib import Path
 from bert_helu.glue.tasks import TASKS, GlueTask, missing_files, task_available
 from bert_helu.runtime.config import coerce
 from bert_helu.runtime.errors import UserError
-from bert_helu.runtime.rules import Rule, broken_rule, is_int
+from bert_helu.runtime.rules import Rule, above, at_least, broken_rule, is_int
 
 # The recipe's top-level settings and the values each `train` setting must hold.
 _RECIPE_RULES: dict[str, Rule] = {
@@ -33,10 +33,10 @@ _TRAIN_RULES: dict[str, Rule] = {
     "batch_size": (lambda v: is_int(v) and v >= 1, "a positive integer"),
     "eval_batch_size": (lambda v: is_int(v) and v >= 1, "a positive integer"),
     "max_length": (lambda v: is_int(v) and v >= 8, "an integer >= 8"),
-    "lr": (lambda v: v > 0, "> 0"),
-    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "lr": above(0),
+    "weight_decay": at_least(0),
     "warmup_ratio": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "grad_clip": (lambda v: v >= 0, ">= 0 (0: no clipping)"),
+    "grad_clip": at_least(0, "0: no clipping"),
     "max_train_examples": (lambda v: v is None or (is_int(v) and v >= 1), "null or a positive integer"),
     "max_eval_examples": (lambda v: v is None or (is_int(v) and v >= 1), "null or a positive integer"),
 }

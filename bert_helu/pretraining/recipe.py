@@ -15,7 +15,7 @@ from bert_helu.data.defaults import DATA_DEFAULTS, DATA_KEY_HELP, check_data
 from bert_helu.pretraining.schedules import Schedule
 from bert_helu.runtime.config import Config, load_config
 from bert_helu.runtime.errors import UserError
-from bert_helu.runtime.rules import Rule, broken_rule, is_int, is_number
+from bert_helu.runtime.rules import Rule, above, at_least, broken_rule, is_int, is_number
 
 ARCHITECTURES = ("bert", "modernbert")  # model.architecture: see bert_helu.models.encoders
 
@@ -198,34 +198,34 @@ def _value_rules(cfg) -> dict[str, Rule]:
     betas, every = cfg["train"]["betas"], cfg["telemetry"]["every"]
     return {
         "model.architecture": (lambda v: v in ARCHITECTURES, " or ".join(ARCHITECTURES)),
-        "model.global_attn_every_n_layers": (lambda v: v >= 1, ">= 1"),
-        "seed": (lambda v: v >= 0, ">= 0"),
-        "train.max_steps": (lambda v: v >= 0, ">= 0"),
-        "train.budget_hours": (lambda v: v >= 0, ">= 0"),
-        "train.global_batch_size": (lambda v: v >= 1, ">= 1"),
-        "train.micro_batch_size": (lambda v: v >= 1, ">= 1"),
-        "train.lr": (lambda v: v > 0, "> 0"),
+        "model.global_attn_every_n_layers": at_least(1),
+        "seed": at_least(0),
+        "train.max_steps": at_least(0),
+        "train.budget_hours": at_least(0),
+        "train.global_batch_size": at_least(1),
+        "train.micro_batch_size": at_least(1),
+        "train.lr": above(0),
         "train.betas": (
             lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v),
             f"two numbers in [0, 1), got {betas!r}",
         ),
-        "train.eps": (lambda v: v > 0, "> 0"),
-        "train.weight_decay": (lambda v: v >= 0, ">= 0"),
-        "train.grad_clip": (lambda v: v >= 0, ">= 0 (0: no clipping)"),
+        "train.eps": above(0),
+        "train.weight_decay": at_least(0),
+        "train.grad_clip": at_least(0, "0: no clipping"),
         "train.mlm_probability": (lambda v: 0 < v < 1, "in (0, 1)"),
-        "train.max_bad_steps": (lambda v: v >= 1, ">= 1"),
-        "train.max_overflow_steps": (lambda v: v >= 1, ">= 1"),
-        "train.keep_checkpoints": (lambda v: v >= 1, ">= 1"),
-        "train.log_every_steps": (lambda v: v >= 1, ">= 1"),
-        "train.eval_every_steps": (lambda v: v >= 0, ">= 0 (0: only at the end)"),
-        "train.eval_batches": (lambda v: v >= 1, ">= 1"),
-        "train.checkpoint_every_steps": (lambda v: v >= 0, ">= 0"),
-        "train.checkpoint_every_minutes": (lambda v: v >= 0, ">= 0"),
-        "train.cpu_threads": (lambda v: v >= 0, ">= 0"),
-        "train.collective_timeout_minutes": (lambda v: v > 0, "> 0"),
-        "telemetry.every": (lambda v: v >= 0, ">= 0"),
+        "train.max_bad_steps": at_least(1),
+        "train.max_overflow_steps": at_least(1),
+        "train.keep_checkpoints": at_least(1),
+        "train.log_every_steps": at_least(1),
+        "train.eval_every_steps": at_least(0, "0: only at the end"),
+        "train.eval_batches": at_least(1),
+        "train.checkpoint_every_steps": at_least(0),
+        "train.checkpoint_every_minutes": at_least(0),
+        "train.cpu_threads": at_least(0),
+        "train.collective_timeout_minutes": above(0),
+        "telemetry.every": at_least(0),
         "telemetry.window": (lambda v: 1 <= v <= max(every, 1), "in [1, telemetry.every]"),
-        "telemetry.histogram_every": (lambda v: v >= 0, ">= 0"),
+        "telemetry.histogram_every": at_least(0),
     }
 
 

@@ -23,6 +23,15 @@ def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def at_least(bound, note: str = "") -> Rule:
+    """``value >= bound``, said as ``>= bound`` and the note (what the bound itself means, say)."""
+    return (lambda value: value >= bound), f">= {bound}{f' ({note})' if note else ''}"
+
+
+def above(bound) -> Rule:
+    return (lambda value: value > bound), f"> {bound}"
+
+
 def broken_rule(values: Mapping, rules: Mapping[str, Rule]) -> tuple[str, Any, str] | None:
     """``(dotted key, value, expected)`` of the first rule its value breaks; keys absent from
     ``values`` are not checked (an optional per-task setting, say)."""

@@ -1,4 +1,4 @@
-from bert_helu.runtime.rules import broken_rule, is_int, is_number
+from bert_helu.runtime.rules import above, at_least, broken_rule, is_int, is_number
 
 RULES = {
     "train.lr": (lambda v: v > 0, "> 0"),
@@ -21,3 +21,10 @@ def test_keys_absent_from_the_values_are_not_checked():
 def test_booleans_are_no_numbers():
     assert [is_int(v) for v in (3, True, 3.0)] == [True, False, False]
     assert [is_number(v) for v in (3, 2.5, False, "1")] == [True, True, False, False]
+
+
+def test_bounds_say_what_the_value_must_be():
+    rules = {"a": at_least(1), "b": at_least(0, "0: never"), "c": above(0)}
+    assert broken_rule({"a": 0}, rules) == ("a", 0, ">= 1")
+    assert broken_rule({"a": 1, "b": -1}, rules) == ("b", -1, ">= 0 (0: never)")
+    assert broken_rule({"b": 0, "c": 0.0}, rules) == ("c", 0.0, "> 0")
