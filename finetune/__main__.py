@@ -8,14 +8,7 @@ from pathlib import Path
 from bert_helu.finetuning.recipe import DEFAULTS, task_recipe, validate_recipe
 from bert_helu.glue.tasks import TASKS, resolve_tasks
 from bert_helu.models.hub import add_push_argument, check_push_access
-from bert_helu.runtime.cli import (
-    add_config_argument,
-    add_plugin_and_override_arguments,
-    add_print_config_argument,
-    listed_activations,
-    print_resolved_recipe,
-    program_parser,
-)
+from bert_helu.runtime import cli
 from bert_helu.runtime.config import load_config
 from bert_helu.runtime.errors import UserError, cli_entry
 from bert_helu.runtime.named_checkpoints import parse_checkpoints
@@ -41,7 +34,7 @@ and a run's results do not depend on N."""
 
 
 def parse_args(argv):
-    parser = program_parser("python -m finetune", DESCRIPTION, EPILOG)
+    parser = cli.program_parser("python -m finetune", DESCRIPTION, EPILOG)
     parser.add_argument(
         "--checkpoints",
         nargs="+",
@@ -67,7 +60,7 @@ def parse_args(argv):
     parser.add_argument(
         "--output-dir", metavar="DIR", default="results", help="where results go (default: results)"
     )
-    add_config_argument(
+    cli.add_config_argument(
         parser,
         "a recipe (configs/finetune/*.yaml); default: the built-in settings, listed with their "
         "meaning in docs/config.md",
@@ -96,11 +89,11 @@ def parse_args(argv):
         help="which seed's test predictions go into the submission: 'best' (default: the seed with "
         "the best dev score per task) or a seed number",
     )
-    add_print_config_argument(
+    cli.add_print_config_argument(
         parser, "print the resolved recipe (defaults <- --config <- overrides <- flags) as YAML, then exit"
     )
     add_push_argument(parser, "the fine-tuned model (one checkpoint, task and seed; implies --save-models)")
-    add_plugin_and_override_arguments(
+    cli.add_plugin_and_override_arguments(
         parser, "recipe overrides in dotted form: train.epochs=2 tasks.rte.lr=2e-5 (values are YAML)"
     )
     args = parser.parse_args(argv)
@@ -128,7 +121,7 @@ def _split_overrides(words: list[str]) -> tuple[list[str], list[str]]:
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    if listed_activations(args):
+    if cli.listed_activations(args):
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # quiet per-model load reports ("newly initialised classifier") and per-split progress bars:
@@ -146,7 +139,7 @@ def main(argv=None):
     cfg.save_model = cfg.save_model or args.save_models or bool(args.push_to_hub)
     validate_recipe(cfg)  # every value, before torch is configured
     if args.print_config:
-        print_resolved_recipe(cfg, args.config)
+        cli.print_resolved_recipe(cfg, args.config)
         return 0
     if cfg.torch_threads:
         import torch

@@ -9,15 +9,8 @@ import sys
 from bert_helu.data import format_summary, prepare_corpus
 from bert_helu.models.hub import add_push_argument, check_push_access, push_checkpoint
 from bert_helu.pretraining.recipe import check_recipe, load_recipe
+from bert_helu.runtime import cli
 from bert_helu.runtime.atomic import remove_leftovers
-from bert_helu.runtime.cli import (
-    add_config_argument,
-    add_plugin_and_override_arguments,
-    add_print_config_argument,
-    listed_activations,
-    print_resolved_recipe,
-    program_parser,
-)
 from bert_helu.runtime.errors import UserError, cli_entry
 from bert_helu.runtime.locks import RunDirLock
 from bert_helu.runtime.progress import quiet_dataset_bars_off_terminal
@@ -43,8 +36,8 @@ print one line and exit with status 2."""
 
 
 def parse_args(argv):
-    parser = program_parser("python -m pretrain", DESCRIPTION, EPILOG)
-    add_config_argument(
+    parser = cli.program_parser("python -m pretrain", DESCRIPTION, EPILOG)
+    cli.add_config_argument(
         parser,
         "the recipe, a YAML file (configs/pretrain/*.yaml); every key it may set, with its default, "
         "is in docs/config.md. Required unless --list-activations",
@@ -66,11 +59,11 @@ def parse_args(argv):
         action="store_true",
         help="clean, tokenize, pack and cache the corpus (data.*), print its summary, then exit",
     )
-    add_print_config_argument(
+    cli.add_print_config_argument(
         parser, "print the resolved recipe (defaults <- --config <- overrides) as YAML, then exit"
     )
     add_push_argument(parser, "the trained model (<output-dir>/final/)")
-    add_plugin_and_override_arguments(
+    cli.add_plugin_and_override_arguments(
         parser,
         "recipe overrides in dotted form, applied after --config: train.budget_hours=0.5 "
         "'train.betas=[0.9,0.98]' (values are YAML)",
@@ -85,7 +78,7 @@ def parse_args(argv):
 def main(argv=None):
     # 1. The recipe: defaults <- YAML <- command line.
     args = parse_args(argv)
-    if listed_activations(args):
+    if cli.listed_activations(args):
         return 0
     overrides = list(args.overrides) + ([f"activation={args.activation}"] if args.activation else [])
     cfg = load_recipe(args.config, overrides)
@@ -95,7 +88,7 @@ def main(argv=None):
     if to_train and not args.output_dir:
         raise UserError("--output-dir is required")
     if args.print_config:
-        print_resolved_recipe(cfg, args.config)
+        cli.print_resolved_recipe(cfg, args.config)
         return 0
     quiet_dataset_bars_off_terminal()  # corpus preparation draws one bar per pass over the data
     if args.prepare_only:
