@@ -14,11 +14,22 @@ from helpers.programs import weights
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bert_helu.data.masking import MLMMasker
-from bert_helu.models.encoders import activation_of, bert_config, build_mlm_model, load_model, save_model
+from bert_helu.models.encoders import (
+    activation_of,
+    bert_config,
+    build_mlm_model,
+    load_model,
+    model_config,
+    save_model,
+)
 from bert_helu.models.optimizer import make_optimizer
 from bert_helu.models.sparse_mlm import SparseMLM
 from bert_helu.pretraining.batches import GlobalBatches, MicroBatch, plan_batches
+from bert_helu.pretraining.recipe import ARCHITECTURES
 from bert_helu.pretraining.step import train_step
+
+MLM_CLASS = {"bert": "BertForMaskedLM", "modernbert": "ModernBertForMaskedLM"}
+ACTIVATION_KEY = {"bert": "hidden_act", "modernbert": "hidden_activation"}  # the stock config's name for it
 
 # ----------------------------------------------------------------------------- the program
 
@@ -68,18 +79,33 @@ def test_learns_something(recipe, tmp_path):
     assert summary["final_validation_loss"] < math.log(512) - 0.4
 
 
-def test_resume_from_checkpoint_is_bitwise_identical(recipe, tmp_path):
-    args = ["train.max_steps=6", "train.checkpoint_every_steps=3", "train.keep_checkpoints=5"]
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_resume_from_checkpoint_is_bitwise_identical(recipe, tmp_path, architecture):
+    """The loop (sparse prediction, telemetry, checkpoints) runs either architecture unchanged."""
+    args = [f"model.architecture={architecture}", "train.max_steps=6", "train.checkpoint_every_steps=3",
+            "train.keep_checkpoints=5"]  # fmt: skip
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    assert run("--config", recipe, "--activation", "helu", "--output-dir", full, *args) == 0
+    assert run("--config", recipe, "--activation", "helu:alpha=0.05", "--output-dir", full, *args) == 0
     assert sorted(p.name for p in (full / "checkpoints").iterdir()) == ["step-00000003", "step-00000006"]
     # what a run killed between steps 3 and 6 leaves behind (checkpoints are written atomically)
     shutil.copytree(full / "checkpoints" / "step-00000003", resumed / "checkpoints" / "step-00000003")
-    assert run("--config", recipe, "--activation", "helu", "--output-dir", resumed, *args) == 0
+    assert run("--config", recipe, "--activation", "helu:alpha=0.05", "--output-dir", resumed, *args) == 0
     a, b = weights(full), weights(resumed)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)  # dropout is on: the RNG state was restored too
     assert json.loads((resumed / "summary.json").read_text())["steps"] == 6
+    model = load_model(full / "final")
+    assert type(model).__name__ == MLM_CLASS[architecture] and activation_of(model) == "helu:alpha=0.05"
+    summary = json.loads((full / "summary.json").read_text())
+    assert summary["identity"]["model"]["architecture"] == architecture
+    telemetry = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
+    assert any("telemetry/zero_fraction" in record for record in telemetry)
+    # the same output dir with the other architecture is another run
+    other = next(a for a in ARCHITECTURES if a != architecture)
+    assert (
+        run("--config", recipe, "--activation", "helu:alpha=0.05", "--output-dir", full, *args[1:],
+            f"model.architecture={other}") == 2
+    )  # fmt: skip
 
 
 def test_finished_run_is_not_redone(recipe, tmp_path, capsys):
@@ -158,49 +184,39 @@ def test_non_finite_steps_are_skipped_then_abort(recipe, tmp_path, capsys, monke
     assert "3 steps in a row with non-finite loss or gradients" in captured.err
 
 
-def test_init_from_checkpoint_swaps_activation_and_uses_its_tokenizer(recipe, tmp_path, corpus_cache):
+# the first FFN input matrix of each architecture
+FIRST_FFN_WEIGHT = {
+    "bert": "bert.encoder.layer.0.intermediate.dense.weight",
+    "modernbert": "model.layers.0.mlp.Wi.weight",
+}
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_init_from_checkpoint_swaps_activation_and_uses_its_tokenizer(recipe, tmp_path, architecture):
     from bert_helu.data import prepare_corpus
+    from bert_helu.models.encoders import special_token_ids
     from bert_helu.pretraining.recipe import PRETRAIN_DEFAULTS  # noqa: F401 - the recipe keys are importable
 
     corpus = prepare_corpus(yaml.safe_load(recipe.read_text())["data"])
-    source = build_mlm_model(bert_config(TINY_BERT, "gelu", vocab_size=len(corpus.tokenizer)))
+    torch.manual_seed(0)
+    section = {**TINY_BERT, "architecture": architecture}
+    config = model_config(section, "gelu", len(corpus.tokenizer), special_token_ids(corpus.tokenizer))
+    source = build_mlm_model(config)
     src_dir = save_model(source, tmp_path / "gelu-ckpt", tokenizer=corpus.tokenizer)
     out = tmp_path / "relufied"
     argv = ["--activation", "relu", "--output-dir", out, f"model.init_from={src_dir}", "train.max_steps=2"]
     assert run("--config", recipe, *argv) == 0
     model = load_model(out / "final")
-    assert activation_of(model) == "relu"
+    assert type(model).__name__ == MLM_CLASS[architecture] and activation_of(model) == "relu"
+    assert getattr(model.config, ACTIVATION_KEY[architecture]) == "relu"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["data"]["tokenizer"] == str(src_dir)
     # the encoder started from the checkpoint: after 2 small steps it is still close to it
-    start = source.bert.encoder.layer[0].intermediate.dense.weight
-    assert (model.bert.encoder.layer[0].intermediate.dense.weight - start).abs().max() < 0.05
+    name = FIRST_FFN_WEIGHT[architecture]
+    assert (model.state_dict()[name] - source.state_dict()[name]).abs().max() < 0.05
 
 
 # ------------------------------------------------------------------------------- the pieces
-
-
-def test_sparse_loss_equals_dense_masked_lm_loss():
-    torch.manual_seed(0)
-    model = build_mlm_model(bert_config(TINY_BERT, "gelu", vocab_size=60))
-    model.eval()
-    ids = torch.randint(5, 60, (3, 16))
-    labels = torch.where(torch.rand(3, 16) < 0.3, ids, torch.full_like(ids, -100))
-    dense = model(input_ids=ids, labels=labels).loss
-    sparse = SparseMLM(model)(ids, labels) / (labels != -100).sum()
-    torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-6)
-
-
-def test_no_weight_decay_on_biases_and_layernorm():
-    model = build_mlm_model(bert_config(TINY_BERT, "relu", vocab_size=60))
-    names = {id(p): n for n, p in model.named_parameters()}
-    opt = make_optimizer(model, {"lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-12, "weight_decay": 0.01})
-    decayed = [names[id(p)] for p in opt.param_groups[0]["params"]]
-    exempt = [names[id(p)] for p in opt.param_groups[1]["params"]]
-    assert opt.param_groups[0]["weight_decay"] == 0.01 and opt.param_groups[1]["weight_decay"] == 0.0
-    assert all(not n.endswith(".bias") and "LayerNorm" not in n for n in decayed)
-    assert any("LayerNorm.weight" in n for n in exempt) and any(n.endswith("dense.bias") for n in exempt)
-    assert "bert.embeddings.word_embeddings.weight" in decayed
 
 
 def test_batches_and_masks_do_not_depend_on_the_number_of_processes(recipe):
