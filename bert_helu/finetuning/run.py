@@ -78,18 +78,13 @@ class FineTuneRun:
         self.tokenizer = checkpoint_tokenizer(self.checkpoint, self.settings.tokenizer)
         self.activation = activation_of(self.model)
         self.splits = encode_splits(self.data, self.tokenizer, self.cfg, self.model, self.checkpoint)
-        cfg, workers, pin = self.cfg, self.settings.num_workers, self.accelerator.device.type == "cuda"
+        cfg, tokenizer, workers = self.cfg, self.tokenizer, self.settings.num_workers
+        pin = self.accelerator.device.type == "cuda"
         train_dl = train_loader(
-            self.splits.train,
-            self.tokenizer,
-            cfg["batch_size"],
-            self.seed,
-            cfg["group_by_length"],
-            workers,
-            pin,
+            self.splits.train, tokenizer, cfg["batch_size"], self.seed, cfg["group_by_length"], workers, pin
         )
         eval_dls = {
-            name: eval_loader(ds, self.tokenizer, cfg["eval_batch_size"], workers, pin)
+            name: eval_loader(ds, tokenizer, cfg["eval_batch_size"], workers, pin)
             for name, ds in self.splits.evals.items()
         }
         optimizer = build_optimizer(self.model, cfg["lr"], cfg["weight_decay"])
@@ -125,13 +120,8 @@ class FineTuneRun:
 
     def train_epoch(self, epoch: int) -> int:
         """One pass over the training set; the examples seen by all processes."""
-        model, optimizer, scheduler, accelerator = (
-            self.model,
-            self.optimizer,
-            self.scheduler,
-            self.accelerator,
-        )
-        grad_clip = self.cfg["grad_clip"]
+        model, accelerator, grad_clip = self.model, self.accelerator, self.cfg["grad_clip"]
+        optimizer, scheduler = self.optimizer, self.scheduler
         model.train()
         seen = 0
         where = f"{self.checkpoint}: {self.task.name} seed {self.seed}"
@@ -176,13 +166,9 @@ class FineTuneRun:
             "num_processes": self.accelerator.num_processes,
         }
         results = {name: self.results_of(name, common) for name in self.splits.evals}
+        limit = self.cfg["max_eval_examples"]
         predictions = dev_predictions(
-            self.data,
-            self.splits.evals,
-            self.cfg["max_eval_examples"],
-            self.task,
-            self.last_predictions,
-            int8_preds,
+            self.data, self.splits.evals, limit, self.task, self.last_predictions, int8_preds
         )
         self.outcome = RunOutcome(results, dev_predictions=predictions, test_predictions=tests)
         return self.outcome
