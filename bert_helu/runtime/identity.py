@@ -76,8 +76,8 @@ def pretrain_identity(cfg, activation: str, precision: str, corpus_fingerprint: 
 def finetune_identity(
     checkpoint_digest: str, task: str, seed: int, settings, init_from: str | None, tokenizer, precision
 ) -> dict:
-    """The identity of one fine-tuning run (``settings``: bert_helu.finetuning.run.RunSettings; ``init_from``:
-    the task whose fine-tuned model it starts from)."""
+    """The identity of one fine-tuning run (``settings``: bert_helu.finetuning.recipe.RunSettings;
+    ``init_from``: the task whose fine-tuned model it starts from)."""
     return json.loads(
         json.dumps(
             {
