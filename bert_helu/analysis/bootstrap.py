@@ -3,7 +3,7 @@
 A resample of n dev examples is a vector of counts: how often each example was drawn (they sum to
 n). Every metric is recomputed on each resample from count-weighted sums: confusion counts for
 accuracy, F1 and MCC, moments for Pearson, the resample's own average ranks for Spearman. That is
-exactly the metric of the resampled examples (tests/test_bootstrap.py checks it against
+exactly the metric of the resampled examples (tests/analysis/test_bootstrap.py checks it against
 sklearn/scipy), never a mean of per-example scores. One resample serves every run evaluated on the
 same examples: that is what pairs the comparison.
 
