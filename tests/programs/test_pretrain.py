@@ -305,28 +305,38 @@ def test_wall_clock_budget_ends_the_run_and_drives_the_schedule(recipe, tmp_path
 
 
 def test_plot_pretraining_summarises_finished_runs(recipe, tmp_path):
-    import runpy
+    import subprocess
+    import sys
 
-    from conftest import REPO
+    from conftest import CHILD_ENV, REPO
+
+    from bert_helu.analysis.pretraining_runs import summary_table
 
     runs = tmp_path / "runs"
     for activation in ("relu", "helu:alpha=0.05"):
         name = activation.replace(":alpha=", "-")
         assert run("--config", recipe, "--activation", activation, "--output-dir", runs / name) == 0
-    plot = runpy.run_path(str(REPO / "scripts" / "plot_pretraining.py"))
-    table = plot["summary_table"](runs).splitlines()
+    table = summary_table(runs).splitlines()
     assert [row.split("|")[1].strip() for row in table[2:]] == ["helu-0.05", "relu"]
     for row in table[2:]:
         summary = json.loads((runs / row.split("|")[1].strip() / "summary.json").read_text())
         assert f"| {summary['steps']:,} | {summary['tokens_seen']:,} |" in row
         assert f"-> {summary['final_validation_loss']:.3f}" in row
+    # the script end to end: the figure, its series and the table (one run per activation: no replicates)
+    figure = tmp_path / "plots" / "pretraining.png"
+    command = [sys.executable, "scripts/plot_pretraining.py", str(runs), "--output", str(figure)]
+    done = subprocess.run(command, cwd=REPO, env=CHILD_ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert figure.stat().st_size > 0 and set(json.loads(figure.with_suffix(".json").read_text())) == {
+        "helu-0.05",
+        "relu",
+    }
+    assert figure.with_suffix(".md").read_text() == "\n".join(table) + "\n"
 
 
 def test_plot_pretraining_groups_seed_replicates_and_compares_with_baseline(recipe, tmp_path):
-    import runpy
-    import shutil
-
-    from conftest import REPO
+    from bert_helu.analysis.pretraining_runs import replicate_table
+    from bert_helu.runtime.errors import UserError
 
     trained = tmp_path / "trained"
     assert run("--config", recipe, "--activation", "relu", "--output-dir", trained) == 0
@@ -339,10 +349,11 @@ def test_plot_pretraining_groups_seed_replicates_and_compares_with_baseline(reci
             summary["config"].update(seed=seed, activation=activation)
             summary.update(activation=activation, final_validation_loss=loss)
             (run_dir / "summary.json").write_text(json.dumps(summary))
-    plot = runpy.run_path(str(REPO / "scripts" / "plot_pretraining.py"))
-    rows = {row.split("|")[2].strip(): row for row in plot["replicate_table"](runs, "relu").splitlines()[2:]}
+    rows = {row.split("|")[2].strip(): row for row in replicate_table(runs, "relu").splitlines()[2:]}
     assert set(rows) == {"gelu", "relu"}  # three seeds each: one row per activation
     assert "| 3 | 5.667 ± 0.208 | 5.500-5.900 | -0.433 |" in rows["gelu"]
     p = float(rows["gelu"].split("|")[-2])
     assert 0.01 < p < 0.1  # Welch's t on (5.5, 5.9, 5.6) vs (6.0, 6.2, 6.1): p = 0.05
     assert rows["relu"].endswith("|  |  |")  # the baseline is not compared with itself
+    with pytest.raises(UserError, match="--baseline swish: no run of that activation"):
+        replicate_table(runs, "swish")
