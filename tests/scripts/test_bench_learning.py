@@ -41,6 +41,7 @@ def test_speed_gives_equal_compute_steps(recipe, tmp_path):
             "--size", "model.num_hidden_layers=1", "--output", str(out)]  # fmt: skip
     assert bench_learning(*argv) == 0
     first, second = json.loads(out.read_text())["sizes"]
-    assert first["equal_compute_steps"] == 100
+    # (the first size's own equal_compute_steps is --reference-steps by definition: nothing to check)
+    assert first["overrides"] == ["model.hidden_size=64", "model.num_attention_heads=2"]  # one quoted --size
     assert second["tokens_per_s"] > 0 and second["equal_compute_steps"] == round(100 * second["vs_first"])
     assert second["overrides"] == ["model.num_hidden_layers=1"]
