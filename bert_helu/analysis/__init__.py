@@ -2,5 +2,6 @@
 
 Small modules, one concept each: ``inputs`` (checkpoints and texts to feed them), ``ffn_stats``
 (statistics over a data set), ``plots`` (PNG figures), ``timing`` (repeatable wall-clock measurement),
-``reports`` (JSON + Markdown writing), ``bench_pretrain_page`` (the page of scripts/bench_pretrain.py).
+``reports`` (JSON + Markdown writing), ``bench_pretrain_page`` and ``bench_gpu_page`` (the pages of
+scripts/bench_pretrain.py and scripts/bench_gpu.py), ``pretraining_runs`` (tables of finished runs).
 """
