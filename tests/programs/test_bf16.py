@@ -11,23 +11,13 @@ import subprocess
 import pytest
 import torch
 from conftest import CHILD_ENV, REPO, TINY_BERT, TORCHRUN
-from safetensors.torch import load_file
+from helpers.programs import finetune, pretrain, weights
 
 from bert_helu.runtime.precision import OVERRIDE_ENV, cpu_has_native_bf16, resolve_mixed_precision
 
 native_bf16_only = pytest.mark.skipif(
     not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX): too slow at this size"
 )
-
-
-def pretrain(*argv) -> int:
-    from pretrain.__main__ import main
-
-    return main([str(a) for a in argv])
-
-
-def weights(run_dir):
-    return load_file(run_dir / "final" / "model.safetensors")
 
 
 def losses(run_dir) -> list[float]:
@@ -126,7 +116,6 @@ def test_bf16_fine_tuning_runs_and_says_so(tmp_path):
     from transformers import AutoTokenizer
 
     from bert_helu.models.encoders import bert_config, build_mlm_model, save_model
-    from finetune.__main__ import main
 
     tokenizer = AutoTokenizer.from_pretrained(str(gt.MODEL_DIR))
     torch.manual_seed(0)
@@ -135,11 +124,7 @@ def test_bf16_fine_tuning_runs_and_says_so(tmp_path):
     argv += ["--glue-dir", REPO / "bert_helu" / "sample_data" / "glue_data", "--output-dir", tmp_path / "out"]
     argv += ["mixed_precision=bf16", "train.epochs=1", "train.max_train_examples=32", "train.max_length=64"]
     argv += ["train.max_eval_examples=40", "torch_threads=1"]
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    assert code in (0, None)
+    assert finetune(*argv) == 0
     (result_file,) = (tmp_path / "out").rglob("results.json")
     result = json.loads(result_file.read_text())
     assert result["mixed_precision"] == "bf16"
