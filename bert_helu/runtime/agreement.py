@@ -127,10 +127,10 @@ class StopSignals:
 
 
 def leave_together(accelerator, code: int) -> int:
-    """``code``, once every process of a multi-process run has got here and disconnected: a process
-    that exits while another still talks to it aborts that one ("terminate called without an active
-    exception" from gloo's threads)."""
+    """``code``, once every process of a multi-process run has got here: a process that exits while
+    another still talks to it aborts that one ("terminate called without an active exception" from
+    gloo's threads). The process group is left to the interpreter's exit: destroying it here, under
+    the DDP model that still holds it, can deadlock its threads against the GIL."""
     if dist.is_initialized():
         accelerator.wait_for_everyone()
-        dist.destroy_process_group()
     return code
