@@ -20,12 +20,15 @@ has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 export OUT=${OUT:-runs/sweep} RESULTS=$SWEEP/glue RUNS_RECORD=$SWEEP/runs TABLES=$SWEEP/tables STEPS=${STEPS:-1200}
 export ACTIVATIONS="relu=relu gelu=gelu helu-0.05=helu:alpha=0.05 helu-1=helu:alpha=1 helu-0.01=helu:alpha=0.01 helu-0.5=helu:alpha=0.5 helu-2=helu:alpha=2"
 export FINETUNE="relu gelu helu-0.05 helu-1" TASKS=stsb,sst2,cola,mrpc,rte BASELINE=relu WORKERS=${WORKERS:-2}
-STAGES="${STAGES//claims/}" bash scripts/replicate_cpu.sh
+others=${STAGES//claims/}
+if [[ -n ${others// /} ]]; then  # replicate_cpu.sh takes an empty STAGES as "every stage"
+  STAGES="$others" bash scripts/replicate_cpu.sh
+fi
 if has_stage claims; then
   PY=${PY:-.venv/bin/python}
   $PY -m glue_eval compare "$RESULTS" --baseline relu --format json --output "$TABLES/compare.json" >/dev/null
   $PY -m glue_eval compare "$RESULTS" --delta int8 --format json --output "$TABLES/int8-delta.json" >/dev/null
-  $PY -m glue_eval plan "$RESULTS" --baseline relu --pretrain-seeds 3 10 --runs "$RUNS_RECORD" --format json \
+  $PY -m glue_eval plan "$RESULTS" --baseline relu --pretrain-seeds 2 3 10 --runs "$RUNS_RECORD" --format json \
     --output "$TABLES/plan.json" >/dev/null
   $PY scripts/paper_claims.py --compare "$TABLES/compare.json" --int8 "$TABLES/int8-delta.json" \
     --plan "$TABLES/plan.json" --runs "$RUNS_RECORD" --output "$TABLES/claims.md"

@@ -57,3 +57,15 @@ def test_loss_claims_use_welch_over_the_seeds(tmp_path):
     losses = final_losses(tmp_path)
     (alpha2,) = [r for r in loss_rows(losses, 0.05, 3) if r[0].startswith("α=2")]
     assert alpha2[2] == "supported" and alpha2[3] == "+1.000"
+
+
+def test_no_difference_found_does_not_support_a_no_worse_claim(tmp_path):
+    for activation, values in {"relu": [5.0, 5.2], "helu:alpha=0.05": [5.05, 5.15]}.items():
+        for seed, loss in enumerate(values):
+            run = tmp_path / f"{activation}-{seed}"
+            run.mkdir()
+            (run / "summary.json").write_text(
+                json.dumps({"activation": activation, "final_validation_loss": loss})
+            )
+    (row,) = [r for r in loss_rows(final_losses(tmp_path), 0.05, 2) if r[0].startswith("α=0.05")]
+    assert row[2] == "not resolvable here"
