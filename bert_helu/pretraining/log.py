@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from tqdm.auto import tqdm
 from bert_helu.pretraining.state import RunState
 from bert_helu.runtime.atomic import atomic_write_json
 from bert_helu.runtime.paths import display_path
+from bert_helu.runtime.progress import progress_as_lines
 from bert_helu.runtime.trackers import add_histograms, tracker_hparams
 
 
@@ -75,7 +75,7 @@ class RunLog:
             self.trackers = True
         # A redrawn bar in a file (a cluster job's log) is thousands of redraws joined by carriage
         # returns: there, each logging step prints one plain line instead (``step``).
-        self.lines = logging["progress_bar"] and not sys.stderr.isatty()
+        self.lines = logging["progress_bar"] and progress_as_lines()
         if logging["progress_bar"] and not self.lines:
             total = self.cfg["train"]["max_steps"] or None
             self.bar = tqdm(total=total, initial=step, desc="pretrain", dynamic_ncols=True, smoothing=0.1)
