@@ -14,10 +14,9 @@ import csv
 import io
 import json
 import math
-from pathlib import Path
 
 from bert_helu.analysis import power
-from bert_helu.models.provenance import pretraining_provenance
+from bert_helu.analysis.pretraining_runs import replicate_groups
 from bert_helu.runtime.errors import UserError
 from glue_eval import significance
 from glue_eval.compare import columns_of
@@ -198,34 +197,19 @@ def _quantity(label, components, rows, runs_of, examples) -> dict:
 
 def loss_quantities(dirs) -> list[dict]:
     """The final validation MLM loss of every run under ``dirs``, replicates grouped as in the tables."""
-    files = []
-    for folder in map(Path, dirs):
-        if (folder / "summary.json").is_file():
-            files.append(folder / "summary.json")
-        elif folder.is_dir():
-            files.extend(sorted(folder.glob("*/summary.json")))
-        else:
-            raise UserError(f"--runs {folder}: no such directory")
-    if not files:
+    try:
+        groups = replicate_groups(dirs)
+    except UserError as err:
+        raise UserError(f"--runs {err}") from None
+    if not groups:
         raise UserError(f"--runs {' '.join(map(str, dirs))}: no summary.json of a pretraining run there")
-    groups: dict = {}
-    for file in files:
-        try:
-            summary = json.loads(file.read_text())
-            loss, activation = summary["final_validation_loss"], summary["activation"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise UserError(f"{file}: not a pretraining summary with final_validation_loss ({err})") from None
-        if isinstance(loss, bool) or not isinstance(loss, int | float) or not math.isfinite(loss):
-            raise UserError(f"{file}: final_validation_loss must be a finite number, got {loss!r}")
-        recipe = pretraining_provenance(file.parent / "final", activation=activation)["recipe"]
-        key = (recipe or file.parent.name, activation)
-        groups.setdefault(key, {})[file.parent.name] = [float(loss)]
-    values = list(groups.values())
+    files = sum(len(g["runs"]) for g in groups.values())
+    values = [dict(zip(g["runs"], ([loss] for loss in g["losses"]), strict=True)) for g in groups.values()]
     try:
         found = power.estimate_components(values)
     except ValueError:
         raise UserError(
-            f"--runs: no two runs of one recipe and activation among {len(files)} summaries; "
+            f"--runs: no two runs of one recipe and activation among {files} summaries; "
             "the pretraining variance needs replicates"
         ) from None
     means = {", ".join(v): sum(x[0] for x in v.values()) / len(v) for v in values}

@@ -7,8 +7,8 @@ difference, its interval and p, a verdict, and the difference the study could de
 The inputs are what the study's commands write (docs/RESULTS.md gives them): ``glue_eval compare
 --baseline relu --format json`` (GLUE differences from ReLU), ``glue_eval compare --delta int8
 --format json`` (each row's INT8 delta against 0), ``glue_eval plan --format json`` (the detectable
-difference at the study's size and at 10 seeds), and the pretraining runs' ``summary.json`` files
-(final validation MLM loss, tested with the same Welch t-test).
+difference at the study's size and at 10 seeds; with ``--runs``, for the MLM loss too), and the
+pretraining runs' ``summary.json`` files (final validation MLM loss, tested with the same Welch t-test).
 
 The verdicts and their rule: bert_helu.analysis.claims.
 """
@@ -20,8 +20,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's bert_helu
-from bert_helu.analysis.claims import claims_page, final_losses, read_json  # noqa: E402
+from bert_helu.analysis.claims import claims_page, read_json  # noqa: E402
+from bert_helu.analysis.pretraining_runs import losses_by_activation  # noqa: E402
 from bert_helu.runtime.atomic import atomic_write_text  # noqa: E402
+from bert_helu.runtime.errors import UserError  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -37,8 +39,15 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--output", required=True, help="the Markdown table")
     args = parser.parse_args(argv)
-    losses = final_losses(Path(args.runs)) if args.runs else {}
-    text = claims_page(read_json(args.compare), read_json(args.int8), read_json(args.plan), losses)
+    try:
+        losses = losses_by_activation(Path(args.runs)) if args.runs else {}
+        text = claims_page(read_json(args.compare), read_json(args.int8), read_json(args.plan), losses)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError, IndexError) as err:
+        print(f"error: --compare/--int8/--plan: not the JSON glue_eval writes (no {err})", file=sys.stderr)
+        return 2
     atomic_write_text(args.output, text)
     print(text)
     return 0

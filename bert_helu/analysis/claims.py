@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
 from pathlib import Path
 
 from bert_helu.analysis.reports import markdown_table
-from bert_helu.analysis.ttest import detectable_difference, welch
+from bert_helu.analysis.ttest import welch
+from bert_helu.runtime.errors import UserError
 
 # (claim, where in the paper, row's activation, column, the paper's difference from ReLU in points)
 GLUE_CLAIMS = [
@@ -103,17 +103,11 @@ def study_seeds(plan: dict) -> int:
     return components["replicates"] // components["rows"]
 
 
-def final_losses(runs_dir: Path) -> dict[str, list[float]]:
-    losses = defaultdict(list)
-    for summary_file in sorted(runs_dir.glob("*/summary.json")):
-        summary = json.loads(summary_file.read_text())
-        if summary.get("final_validation_loss") is not None:
-            losses[summary["activation"]].append(summary["final_validation_loss"])
-    return dict(losses)
-
-
-def loss_rows(losses: dict[str, list[float]], level: float, seeds: int) -> list[list]:
+def loss_rows(losses: dict[str, list[float]], plan: dict, level: float) -> list[list]:
+    """``losses``: final validation losses per activation (pretraining_runs.losses_by_activation); the
+    detectable differences come from the plan's MLM-loss section (``glue_eval plan --runs``)."""
     relu, rows = losses.get("relu", []), []
+    sizes = detectable(plan, "Pretraining", "MLM loss")
     for claim, activation, direction in LOSS_CLAIMS:
         mine = losses.get(activation, [])
         if len(mine) < 2 or len(relu) < 2:
@@ -127,20 +121,13 @@ def loss_rows(losses: dict[str, list[float]], level: float, seeds: int) -> list[
             verdict_ = "supported" if est.difference * direction > 0 else "contradicted"
         else:
             verdict_ = "not resolvable here"
-        variance = _within_variance(losses)
+        seeds = min(len(mine), len(relu))
         rows.append([
             claim, "Table 1 (vision)", verdict_, fmt(est.difference, 3), f"[{est.low:+.3f}, {est.high:+.3f}]",
-            f"{est.p_value:.3g}", f"{detectable_difference(variance, seeds, 0.8, level):.3f}",
-            f"{detectable_difference(variance, 10, 0.8, level):.3f}",
+            f"{est.p_value:.3g}", f"{sizes[seeds]:.3f}" if seeds in sizes else "",
+            f"{sizes[10]:.3f}" if 10 in sizes else "",
         ])  # fmt: skip
     return rows
-
-
-def _within_variance(losses: dict[str, list[float]]) -> float:
-    """The seed-to-seed variance of the final loss, pooled over activations."""
-    num = sum(sum((v - sum(vals) / len(vals)) ** 2 for v in vals) for vals in losses.values())
-    den = sum(len(vals) - 1 for vals in losses.values())
-    return num / den if den > 0 else float("nan")
 
 
 HEADERS = ["claim", "paper", "verdict", "difference", "95% interval", "p", "detectable (this study)",
@@ -152,17 +139,21 @@ def claims_page(compare: dict, int8: dict, plan: dict, losses: dict[str, list[fl
     ReLU), ``glue_eval compare --delta int8``, ``glue_eval plan`` and the runs' final losses."""
     level = compare["level"]
     seeds = study_seeds(plan)
-    rows = glue_rows(compare, int8, plan, level, seeds) + loss_rows(losses, level, seeds)
+    rows = glue_rows(compare, int8, plan, level, seeds) + loss_rows(losses, plan, level)
     runs = (
         ", ".join(f"{a}: {len(v)}" for a, v in sorted(losses.items())) or f"{seeds} per row of GLUE results"
     )
     return (
         f"Pretraining seeds per activation: {runs}. Differences are from ReLU (GLUE in points of the dev "
         f"metric x100; MLM loss in nats), INT8 deltas against 0; {100 * (1 - level):.0f}% intervals and p "
-        "from Welch's t-test over the pretraining seeds. Detectable: the difference found with 80% power "
-        f"at this study's {seeds} seeds per activation and at 10.\n\n{markdown_table(HEADERS, rows)}"
+        "from Welch's t-test over the pretraining seeds. Detectable: the difference `glue_eval plan` finds "
+        f"with 80% power at this study's seeds per activation ({seeds} for GLUE; for the MLM loss, the "
+        f"fewer of the two rows') and at 10.\n\n{markdown_table(HEADERS, rows)}"
     )
 
 
 def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read this JSON ({err.__class__.__name__}: {err})") from None

@@ -5,7 +5,8 @@ import json
 import pytest
 from conftest import REPO
 
-from bert_helu.analysis.claims import claims_page, final_losses, loss_rows, verdict
+from bert_helu.analysis.claims import claims_page, loss_rows, verdict
+from bert_helu.analysis.pretraining_runs import losses_by_activation
 
 CRAMMED = REPO / "docs" / "replication" / "crammed" / "tables"
 
@@ -46,26 +47,49 @@ def test_the_crammed_study_fills_the_glue_and_int8_claims_it_measured():
     assert "3 per row of GLUE results" in page
 
 
-def test_loss_claims_use_welch_over_the_seeds(tmp_path):
-    for activation, values in {"relu": [5.0, 5.1, 5.2], "helu:alpha=2": [6.0, 6.1, 6.2]}.items():
+def write_summaries(folder, losses):
+    for activation, values in losses.items():
         for seed, loss in enumerate(values):
-            run = tmp_path / f"{activation}-{seed}"
+            run = folder / f"{activation}-{seed}"
             run.mkdir()
-            (run / "summary.json").write_text(
-                json.dumps({"activation": activation, "final_validation_loss": loss})
-            )
-    losses = final_losses(tmp_path)
-    (alpha2,) = [r for r in loss_rows(losses, 0.05, 3) if r[0].startswith("α=2")]
+            config = {"seed": seed, "activation": activation, "train": {"max_steps": 1200}}
+            summary = {"activation": activation, "final_validation_loss": loss, "config": config}
+            (run / "summary.json").write_text(json.dumps(summary))
+    return losses_by_activation(folder)
+
+
+# the MLM-loss section of a plan (glue_eval plan --runs): the detectable differences at 3 and 10 seeds
+DESIGNS = [{"pretrain_seeds": 3, "detectable": 0.4}, {"pretrain_seeds": 10, "detectable": 0.16}]
+LOSS = {"column": "MLM loss", "designs": DESIGNS}
+PLAN = {"sections": [{"title": "Pretraining (MLM loss)", "quantities": [LOSS]}]}
+
+
+def test_loss_claims_use_welch_over_the_seeds(tmp_path):
+    losses = write_summaries(tmp_path, {"relu": [5.0, 5.1, 5.2], "helu:alpha=2": [6.0, 6.1, 6.2]})
+    (alpha2,) = [r for r in loss_rows(losses, PLAN, 0.05) if r[0].startswith("α=2")]
     assert alpha2[2] == "supported" and alpha2[3] == "+1.000"
+    assert alpha2[6:] == ["0.400", "0.160"]  # the plan's, at this study's 3 seeds and at 10
 
 
 def test_no_difference_found_does_not_support_a_no_worse_claim(tmp_path):
-    for activation, values in {"relu": [5.0, 5.2], "helu:alpha=0.05": [5.05, 5.15]}.items():
-        for seed, loss in enumerate(values):
-            run = tmp_path / f"{activation}-{seed}"
-            run.mkdir()
-            (run / "summary.json").write_text(
-                json.dumps({"activation": activation, "final_validation_loss": loss})
-            )
-    (row,) = [r for r in loss_rows(final_losses(tmp_path), 0.05, 2) if r[0].startswith("α=0.05")]
-    assert row[2] == "not resolvable here"
+    losses = write_summaries(tmp_path, {"relu": [5.0, 5.2], "helu:alpha=0.05": [5.05, 5.15]})
+    (row,) = [r for r in loss_rows(losses, {"sections": []}, 0.05) if r[0].startswith("α=0.05")]
+    assert row[2] == "not resolvable here" and row[6:] == ["", ""]  # no plan for the loss: no sizes
+
+
+def test_paper_claims_script_errors_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import CHILD_ENV
+
+    inputs = ["--compare", CRAMMED / "compare.json", "--int8", CRAMMED / "int8-delta.json"]
+    command = [sys.executable, "scripts/paper_claims.py", *inputs, "--output", tmp_path / "claims.md"]
+    for extra, message in [
+        (["--plan", tmp_path / "missing.json"], "missing.json: cannot read this JSON (FileNotFoundError"),
+        (["--plan", CRAMMED / "compare.json"], "not the JSON glue_eval writes"),
+        (["--plan", CRAMMED / "plan.json", "--runs", tmp_path / "none"], "none: no such directory"),
+    ]:
+        done = subprocess.run([*command, *extra], cwd=REPO, env=CHILD_ENV, capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "claims.md").exists()

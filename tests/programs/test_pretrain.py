@@ -349,11 +349,12 @@ def test_plot_pretraining_groups_seed_replicates_and_compares_with_baseline(reci
             summary["config"].update(seed=seed, activation=activation)
             summary.update(activation=activation, final_validation_loss=loss)
             (run_dir / "summary.json").write_text(json.dumps(summary))
-    rows = {row.split("|")[2].strip(): row for row in replicate_table(runs, "relu").splitlines()[2:]}
+    table = replicate_table(runs, "relu").splitlines()
+    rows = {row.split("|")[2].strip(): row for row in table[2:] if row.startswith("|")}
     assert set(rows) == {"gelu", "relu"}  # three seeds each: one row per activation
     assert "| 3 | 5.667 ± 0.208 | 5.500-5.900 | -0.433 |" in rows["gelu"]
-    p = float(rows["gelu"].split("|")[-2])
+    p = float(rows["gelu"].split("|")[-3])
     assert 0.01 < p < 0.1  # Welch's t on (5.5, 5.9, 5.6) vs (6.0, 6.2, 6.1): p = 0.05
-    assert rows["relu"].endswith("|  |  |")  # the baseline is not compared with itself
+    assert rows["relu"].endswith("|  |  |  |")  # the baseline is not compared with itself
     with pytest.raises(UserError, match="--baseline swish: no run of that activation"):
         replicate_table(runs, "swish")
