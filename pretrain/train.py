@@ -57,7 +57,9 @@ def train(cfg, output_dir: str) -> int:
     # 4. The model, and what the run is: its identity, log and checkpoints. A finished run of the
     #    same identity is not redone.
     model = initial_model(cfg, corpus.tokenizer)
-    identity = pretrain_identity(cfg, activation_of(model), accelerator.mixed_precision, corpus.fingerprint)
+    identity = pretrain_identity(
+        cfg, activation_of(model), accelerator.mixed_precision, corpus.fingerprint, corpus.vocabulary
+    )
     log = RunLog(run_dir, accelerator, cfg, identity)
     log.preamble(corpus.summary, plan)
     checkpoints = RunCheckpoints(run_dir, accelerator, cfg, identity, log)

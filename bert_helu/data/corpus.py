@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bert_helu.data.sources import Source, check_readable
 from bert_helu.data.tokenizer import load_tokenizer
-from bert_helu.runtime.hashing import CORPUS_DIGEST_BYTES, json_digest
+from bert_helu.runtime.hashing import CORPUS_DIGEST_BYTES, json_digest, named_files_digest
 
 # Bump when a code change alters prepared data, so old caches are not reused.
 PIPELINE_VERSION = 4  # 4: no doubled special tokens where a piece met a document boundary
@@ -32,6 +32,13 @@ class PreparedCorpus:
         if self.loaded_tokenizer is None:
             self.loaded_tokenizer = load_tokenizer(self.tokenizer_dir)
         return self.loaded_tokenizer
+
+    @property
+    def vocabulary(self) -> str:
+        """Digest of the tokenizer's files. The fingerprint names the tokenizer's recipe, not the
+        vocabulary trained from it, and tokenizers' WordPiece trainer is not deterministic
+        (huggingface/tokenizers#1794): a corpus rebuilt under one fingerprint may tokenize otherwise."""
+        return named_files_digest(sorted(p for p in Path(self.tokenizer_dir).iterdir() if p.is_file()))
 
 
 def check_sources_readable(sources: list[Source]) -> None:

@@ -11,12 +11,11 @@ checkpoint fine-tuned before and after the change form two rows.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 from bert_helu.runtime.hashing import json_digest
-from bert_helu.runtime.identity import NOT_IN_MODEL
+from bert_helu.runtime.identity import NOT_IN_MODEL, without
 from bert_helu.runtime.paths import display_path
 
 # Replicates differ in their seed, and a row is one activation: neither is part of the recipe they
@@ -28,15 +27,7 @@ UNKNOWN = {"seed": None, "recipe": None, "summary": None}
 
 def recipe_fingerprint(config: dict) -> str:
     """32 hex digits identifying a pretraining recipe, the same for every seed and activation."""
-    recipe = copy.deepcopy(config)
-    for dotted in NOT_IN_RECIPE:
-        *parents, last = dotted.split(".")
-        node = recipe
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
-    return json_digest(recipe)
+    return json_digest(without(config, NOT_IN_RECIPE))
 
 
 def summary_path(checkpoint: str | Path) -> Path | None:

@@ -2,7 +2,9 @@
 
 A pretraining run's identity is its whole resolved recipe except the logistics below (how it is
 logged, saved and spread over hardware, which a resumed run may change). Data is identified by the
-prepared corpus's fingerprint (the content of the source files and tokenizer, not their paths), a
+prepared corpus's fingerprint (the content of the source files and tokenizer recipe, not their paths)
+and by its vocabulary (the tokenizer's files: tokenizers' WordPiece trainer is not deterministic,
+huggingface/tokenizers#1794, so a corpus rebuilt under the same fingerprint can tokenize otherwise), a
 starting checkpoint by the hash of its files, precision by what ``auto`` resolved to. A run
 directory holds one identity: resuming or rerunning it with another is refused, naming the keys
 that differ.
@@ -56,18 +58,25 @@ _CHECKPOINT_FILES = (
 )
 
 
-def pretrain_identity(cfg, activation: str, precision: str, corpus_fingerprint: str) -> dict:
-    """The identity of a pretraining run (JSON values, comparable with what a run saved)."""
-    recipe = json.loads(json.dumps(cfg))
-    for dotted in LOGISTICS:
-        section, _, key = dotted.rpartition(".")
-        (recipe.get(section, {}) if section else recipe).pop(key, None)
+# Identity keys that runs saved by earlier versions do not have: such a run is compared without them
+# (it still resumes), a run that recorded one is compared with it.
+ADDED_LATER = ("data.vocabulary",)
+
+
+def pretrain_identity(
+    cfg, activation: str, precision: str, corpus_fingerprint: str, vocabulary: str | None = None
+) -> dict:
+    """The identity of a pretraining run (JSON values, comparable with what a run saved).
+    ``vocabulary``: the digest of the corpus's tokenizer files (PreparedCorpus.vocabulary)."""
+    recipe = without(cfg, LOGISTICS)
     recipe["activation"] = activation  # canonical spec ("helu:alpha=0.05"), not as typed
     recipe["train"]["mixed_precision"] = precision  # what "auto" resolved to on this machine
     data = recipe["data"]
     for key in ("sources", "tokenizer"):  # both are in the corpus fingerprint, by content
         data.pop(key, None)
     data["corpus"] = corpus_fingerprint
+    if vocabulary is not None:
+        data["vocabulary"] = vocabulary
     if recipe["model"].get("init_from"):
         recipe["model"]["init_from"] = checkpoint_digest(recipe["model"]["init_from"])
     return recipe
@@ -108,6 +117,19 @@ def checkpoint_digest(directory: str | Path) -> str:
         raise UserError(f"{directory}: cannot read the checkpoint ({err.strerror or err})") from None
 
 
+def without(tree: dict, dotted_keys) -> dict:
+    """A deep copy of ``tree`` (JSON values) without the dotted keys (``train.compile``, ``logging``)."""
+    tree = json.loads(json.dumps(tree, default=str))
+    for dotted in dotted_keys:
+        *parents, last = dotted.split(".")
+        node = tree
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return tree
+
+
 def differences(found, expected) -> list[str]:
     """``key: X there, Y here`` for every dotted key whose value differs."""
     a, b = _flatten(found), _flatten(expected)
@@ -121,8 +143,17 @@ def differences(found, expected) -> list[str]:
 def check_identity(found, expected: dict, where, advice: str = "use another --output-dir") -> None:
     if found == expected:
         return
+    recorded = _flatten(found) if isinstance(found, dict) else {}
+    expected = without(expected, [key for key in ADDED_LATER if key not in recorded])
+    if found == expected:
+        return
     diff = differences(found, expected)
     shown = "; ".join(diff[:5]) + (f"; and {len(diff) - 5} more" if len(diff) > 5 else "")
+    if len(diff) == 1 and diff[0].startswith("data.vocabulary "):
+        advice = (
+            "the corpus cache was rebuilt and its trained tokenizer came out otherwise (tokenizers' "
+            f"trainer is not deterministic): restore the cache this run was made with, or {advice}"
+        )
     raise UserError(f"{where} belongs to a different run ({shown}); {advice}")
 
 

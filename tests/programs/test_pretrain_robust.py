@@ -4,6 +4,7 @@ one writer per output dir, durable writes, and bad input as one-line errors."""
 import contextlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -108,6 +109,37 @@ def test_resuming_or_rerunning_with_another_recipe_is_refused_naming_the_keys(
         assert err.startswith("error: ") and "belongs to a different run" in err and named in err, err
         assert "already holds" not in err
         assert files(out) == before
+
+
+def test_a_corpus_rebuilt_with_another_vocabulary_is_refused(two_runs, corpus_cache, tmp_path, capsys):
+    """tokenizers' WordPiece trainer is not deterministic: a cache rebuilt under the same fingerprint
+    can hold another vocabulary. A run is not resumed on it; a run saved before the vocabulary was
+    part of a run's identity still is."""
+    recipe, finished, unfinished = two_runs
+    identity = json.loads((finished / "summary.json").read_text())["identity"]
+    name = f"corpus-{identity['data']['corpus']}"
+    rebuilt = tmp_path / "cache" / name
+    shutil.copytree(corpus_cache / name, rebuilt)
+    tokenizer = json.loads((rebuilt / "tokenizer" / "tokenizer.json").read_text())
+    vocab = tokenizer["model"]["vocab"]
+    first, second = sorted(token for token in vocab if token.startswith("##"))[:2]
+    vocab[first], vocab[second] = vocab[second], vocab[first]  # a tie broken the other way
+    (rebuilt / "tokenizer" / "tokenizer.json").write_text(json.dumps(tokenizer))
+    capsys.readouterr()
+    for out in (finished, unfinished):
+        before = files(out)
+        assert pretrain(recipe, out, f"data.cache_dir={tmp_path / 'cache'}") == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err, err
+        assert "(data.vocabulary " in err and "restore the cache this run was made with" in err
+        assert files(out) == before
+    earlier = tmp_path / "earlier"
+    shutil.copytree(finished, earlier)
+    summary = json.loads((earlier / "summary.json").read_text())
+    del summary["identity"]["data"]["vocabulary"]
+    (earlier / "summary.json").write_text(json.dumps(summary))
+    assert pretrain(recipe, earlier) == 0
+    assert "nothing to do" in capsys.readouterr().out
 
 
 def test_logistics_may_change_when_a_run_is_resumed(recipe, tmp_path, capsys):
