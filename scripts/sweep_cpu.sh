@@ -31,5 +31,5 @@ if has_stage claims; then
   $PY -m glue_eval plan "$RESULTS" --baseline relu --pretrain-seeds 2 3 10 --runs "$RUNS_RECORD" --format json \
     --output "$TABLES/plan.json" >/dev/null
   $PY scripts/paper_claims.py --compare "$TABLES/compare.json" --int8 "$TABLES/int8-delta.json" \
-    --plan "$TABLES/plan.json" --runs "$RUNS_RECORD" --output "$TABLES/claims.md"
+    --plan "$TABLES/plan.json" --runs "$RUNS_RECORD" --results "$RESULTS" --output "$TABLES/claims.md"
 fi

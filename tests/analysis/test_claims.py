@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -26,6 +27,43 @@ def test_verdicts(difference, low, high, p, claimed, expected):
     assert verdict(difference, low, high, p, claimed, 0.05) == expected
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "room", "expected"),
+    [
+        (-11.3, 6.6, -17.1, "a fall to chance ruled out"),  # STS-B at 17 cannot fall by the paper's 56
+        (-20.0, 6.6, -17.1, "a fall to chance not ruled out"),
+        (-11.3, 6.6, -60.0, "paper's size ruled out"),  # room enough for the paper's drop: the usual rule
+    ],
+)
+def test_a_drop_larger_than_the_room_to_chance_is_judged_against_chance(low, high, room, expected):
+    assert verdict(-2.4, low, high, 0.5, -56.1, 0.05, room).startswith(expected)
+    assert verdict(-15.0, -16.0, -14.0, 0.001, -56.1, 0.05, room) == "supported"  # a significant drop
+
+
+def test_chance_is_the_most_frequent_dev_label_and_averages_cover_their_columns():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from bert_helu.analysis.claims import chance_levels
+    from bert_helu.glue.predictions import read_predictions
+
+    compare = json.loads((CRAMMED / "compare.json").read_text())
+    chance = chance_levels(REPO / "docs" / "replication" / "crammed" / "glue", compare)
+    glue = REPO / "docs" / "replication" / "crammed" / "glue"
+    mrpc = read_predictions(next(glue.glob("*/mrpc/*/predictions.npz"))).label
+    rte = read_predictions(next(glue.glob("*/rte/*/predictions.npz"))).label
+    sst2 = read_predictions(next(glue.glob("*/sst2/*/predictions.npz"))).label
+    always = {
+        name: [int(np.bincount(y).argmax())] * len(y)
+        for name, y in (("mrpc", mrpc), ("rte", rte), ("sst2", sst2))
+    }
+    assert chance["MRPC F1"] == pytest.approx(100 * f1_score(mrpc, always["mrpc"]))  # 81.2: all "paraphrase"
+    assert chance["RTE"] == pytest.approx(100 * accuracy_score(rte, always["rte"]))
+    assert chance["STS-B Spearman"] == 0.0
+    paper = [chance[c] for c in ("SST-2", "STS-B Spearman", "MRPC F1", "RTE", "WNLI")]
+    assert chance["SST-2"] == pytest.approx(100 * accuracy_score(sst2, always["sst2"]))
+    assert chance["Avg (paper)"] == pytest.approx(sum(paper) / 5)
+
+
 def test_the_crammed_study_fills_the_glue_and_int8_claims_it_measured():
     """From the committed 3-seed study (GELU, ReLU, HeLU 0.05): the claims it has rows for are
     filled with the numbers `glue_eval compare` wrote; the others say they were not measured."""
@@ -43,7 +81,7 @@ def test_the_crammed_study_fills_the_glue_and_int8_claims_it_measured():
         f"{helu_avg['difference']:+.2f}" in line
         and f"[{helu_avg['low']:+.2f}, {helu_avg['high']:+.2f}]" in line
     )
-    assert "| HeLU α=1 collapses: GLUE average | Table 2: 70.4 vs 76.7 | not measured here |" in page
+    assert "| HeLU α=1 collapses: GLUE average | Table 2: 70.4 vs 76.7 |  | not measured here |" in page
     assert "3 per row of GLUE results" in page
 
 
@@ -67,14 +105,14 @@ PLAN = {"sections": [{"title": "Pretraining (MLM loss)", "quantities": [LOSS]}]}
 def test_loss_claims_use_welch_over_the_seeds(tmp_path):
     losses = write_summaries(tmp_path, {"relu": [5.0, 5.1, 5.2], "helu:alpha=2": [6.0, 6.1, 6.2]})
     (alpha2,) = [r for r in loss_rows(losses, PLAN, 0.05) if r[0].startswith("α=2")]
-    assert alpha2[2] == "supported" and alpha2[3] == "+1.000"
-    assert alpha2[6:] == ["0.400", "0.160"]  # the plan's, at this study's 3 seeds and at 10
+    assert alpha2[2:5] == ["5.100", "supported", "+1.000"]  # ReLU's mean loss, the verdict, the difference
+    assert alpha2[7:] == ["0.400", "0.160"]  # the plan's, at this study's 3 seeds and at 10
 
 
 def test_no_difference_found_does_not_support_a_no_worse_claim(tmp_path):
     losses = write_summaries(tmp_path, {"relu": [5.0, 5.2], "helu:alpha=0.05": [5.05, 5.15]})
     (row,) = [r for r in loss_rows(losses, {"sections": []}, 0.05) if r[0].startswith("α=0.05")]
-    assert row[2] == "not resolvable here" and row[6:] == ["", ""]  # no plan for the loss: no sizes
+    assert row[3] == "not resolvable here" and row[7:] == ["", ""]  # no plan for the loss: no sizes
 
 
 def test_paper_claims_script_errors_in_one_line(tmp_path):
