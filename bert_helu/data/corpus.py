@@ -38,7 +38,10 @@ class PreparedCorpus:
         """Digest of the tokenizer's files. The fingerprint names the tokenizer's recipe, not the
         vocabulary trained from it, and tokenizers' WordPiece trainer is not deterministic
         (huggingface/tokenizers#1794): a corpus rebuilt under one fingerprint may tokenize otherwise."""
-        return named_files_digest(sorted(p for p in Path(self.tokenizer_dir).iterdir() if p.is_file()))
+        directory = Path(self.tokenizer_dir)
+        if directory.is_dir():
+            return named_files_digest(sorted(p for p in directory.iterdir() if p.is_file()))
+        return json_digest(sorted(self.tokenizer.get_vocab().items()))  # a tokenizer named on the hub
 
 
 def check_sources_readable(sources: list[Source]) -> None:

@@ -372,3 +372,20 @@ def test_pieces_never_start_or_end_on_a_document_boundary():
         [cls, 31, 32, 33, 34, sep],
         [cls, 35, 36, 37, 38, sep],
     ]
+
+
+def test_vocabulary_digest_follows_the_tokenizer_files_or_a_named_tokenizers_vocabulary(
+    built, tmp_path, minilm_tokenizer
+):
+    from bert_helu.data.corpus import PreparedCorpus
+
+    _, corpus = built
+    copy = tmp_path / "tokenizer"
+    shutil.copytree(corpus.tokenizer_dir, copy)
+    same = PreparedCorpus(None, None, copy, {}, corpus.fingerprint)
+    assert same.vocabulary == corpus.vocabulary  # by content, not by where the cache is
+    (copy / "tokenizer.json").write_text((copy / "tokenizer.json").read_text().replace('"[UNK]"', '"[unk]"'))
+    assert same.vocabulary != corpus.vocabulary
+    named = PreparedCorpus(None, None, "some-org/some-tokenizer", {}, "f", loaded_tokenizer=minilm_tokenizer)
+    other = PreparedCorpus(None, None, "some-org/some-tokenizer", {}, "f", loaded_tokenizer=corpus.tokenizer)
+    assert named.vocabulary != other.vocabulary and len(named.vocabulary) == len(corpus.vocabulary)
