@@ -46,8 +46,7 @@ def read_summaries(dirs) -> list[tuple[Path, dict]]:
     for file in files:
         try:
             summary = json.loads(file.read_text())
-            loss = summary["final_validation_loss"]
-            summary["activation"]  # noqa: B018 (a row key: must be there)
+            loss, _activation = summary["final_validation_loss"], summary["activation"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise UserError(f"{file}: not a pretraining summary with final_validation_loss ({err})") from None
         if isinstance(loss, bool) or not isinstance(loss, int | float) or not math.isfinite(loss):

@@ -141,8 +141,6 @@ def differences(found, expected) -> list[str]:
 
 
 def check_identity(found, expected: dict, where, advice: str = "use another --output-dir") -> None:
-    if found == expected:
-        return
     recorded = _flatten(found) if isinstance(found, dict) else {}
     expected = without(expected, [key for key in ADDED_LATER if key not in recorded])
     if found == expected:

@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 import pytest
@@ -51,6 +52,18 @@ def test_zero_and_dead_fractions_match_direct_computation(activation):
         assert summary["mean"]["zero_fraction"] == 0.0
     else:  # a random-init ReLU FFN zeroes about half its outputs
         assert 0.3 < summary["mean"]["zero_fraction"] < 0.7
+
+
+@contextlib.contextmanager
+def ffn_inputs(model, layer: int):
+    """The pre-activations reaching layer ``layer``'s FFN activation, one tensor per forward call."""
+    inputs = []
+    module = getattr(*ffn_activation_sites(model)[layer])
+    handle = module.register_forward_hook(lambda m, i, o: inputs.append(i[0].detach().clone()))
+    try:
+        yield inputs
+    finally:
+        handle.remove()
 
 
 def test_dead_neuron_is_one_never_positive_over_the_window():
@@ -107,15 +120,12 @@ def test_accumulates_over_forwards_and_reset_starts_a_new_window():
 
 def test_histogram_counts_pre_activations_and_is_json_able():
     model = tiny_mlm("helu:alpha=0.05")
-    inputs = []
-    site = ffn_activation_sites(model)[1]
-    handle = getattr(*site).register_forward_hook(lambda m, i, o: inputs.append(i[0].detach().clone()))
     ids = torch.randint(0, 50, (2, 8))
-    with FFNMonitor(model, histogram_bins=40, histogram_range=(-0.5, 0.5), collect_histograms=True) as mon:
+    monitor = FFNMonitor(model, histogram_bins=40, histogram_range=(-0.5, 0.5), collect_histograms=True)
+    with ffn_inputs(model, 1) as inputs, monitor as mon:
         with torch.no_grad():
             model(input_ids=ids)
         summary = json.loads(json.dumps(mon.summary()))
-    handle.remove()
     hist = summary["layers"][1]["histogram"]
     pre = inputs[0].reshape(-1)
     assert len(hist["counts"]) == 40 and len(hist["edges"]) == 41
@@ -146,17 +156,13 @@ def test_model_without_ffn_is_refused():
 
 def test_band_fraction_counts_pre_activations_in_helu_band_excluding_padding():
     model = tiny_mlm("helu:alpha=0.3")
-    inputs = []
-    site = ffn_activation_sites(model)[0]
-    handle = getattr(*site).register_forward_hook(lambda m, i, o: inputs.append(i[0].detach().clone()))
     ids = torch.randint(0, 50, (2, 10))
     mask = torch.ones(2, 10, dtype=torch.long)
     mask[0, 7:] = 0
-    with FFNMonitor(model, band_alpha=0.3) as monitor:
+    with ffn_inputs(model, 0) as inputs, FFNMonitor(model, band_alpha=0.3) as monitor:
         with torch.no_grad():
             model(input_ids=ids, attention_mask=mask)
         layer0 = monitor.summary()["layers"][0]
-    handle.remove()
     pre = inputs[0][mask.bool()]
     assert layer0["negative_fraction"] == pytest.approx((pre < 0).float().mean().item())
     assert layer0["band_fraction"] == pytest.approx(((pre > -0.3) & (pre <= 0)).float().mean().item())
